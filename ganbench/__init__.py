@@ -1,0 +1,64 @@
+"""ganbench: fair, plugin-based benchmarking of GAN variants under a fixed compute budget.
+
+Plugin authors need only this module::
+
+    from ganbench import hookimpl, VariantSpec, Variant
+
+Importing ganbench has no side effects: no plugin manager, no torch import, no files touched.
+The heavier names below are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ganbench.hookspecs import hookimpl
+from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, DatasetSpec, MetricSpec, VariantSpec
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; resolved lazily by __getattr__ (PEP 562).
+_LAZY = {
+    "Variant": "ganbench.variant",
+    "GenerativeVariant": "ganbench.variant",
+    "VariantContext": "ganbench.variant",
+    "Batch": "ganbench.data",
+    "BatchSource": "ganbench.data",
+    "DatasetSplits": "ganbench.data",
+    "DataRequest": "ganbench.data",
+    "Evaluation": "ganbench.evaluation",
+    "MetricValues": "ganbench.evaluation",
+    "RunConfig": "ganbench.config",
+    "Budget": "ganbench.budget",
+    "run": "ganbench.runner",
+    "UsageError": "ganbench.errors",
+}
+
+__all__ = [
+    "hookimpl",
+    "TASK_GENERATION",
+    "TASK_SUPER_RESOLUTION",
+    "DatasetSpec",
+    "MetricSpec",
+    "VariantSpec",
+    *_LAZY,
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ganbench.budget import Budget
+    from ganbench.config import RunConfig
+    from ganbench.data import Batch, BatchSource, DataRequest, DatasetSplits
+    from ganbench.errors import UsageError
+    from ganbench.evaluation import Evaluation, MetricValues
+    from ganbench.runner import run
+    from ganbench.variant import GenerativeVariant, Variant, VariantContext
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ganbench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

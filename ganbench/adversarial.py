@@ -1,0 +1,129 @@
+"""Alternating generator/discriminator training, composed from parts.
+
+:class:`AdversarialVariant` is the training step that the built-in variants share; what
+makes each variant is the parts it passes in: latent and image conditioning
+(:mod:`ganbench.conditioning`), a loss (:mod:`ganbench.losses`), discriminator heads, an
+optional penalty on the critic and an optional constraint applied after each critic update.
+A third-party variant may use it, or implement :class:`ganbench.GenerativeVariant` directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+
+from ganbench.conditioning import ImageConditioning, LatentConditioning
+from ganbench.data import BatchSource
+from ganbench.losses import GANLoss
+from ganbench.networks import ConditionalGenerator, DCGANGenerator, DCGANTrunk, Discriminator, dcgan_init
+from ganbench.variant import GenerativeVariant, VariantContext
+
+# penalty(critic, real_inputs, fake_inputs) -> scalar added to the critic loss, where critic
+# maps conditioned discriminator inputs to the "adv" output.
+Penalty = Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, torch.Tensor], torch.Tensor]
+# constraint(discriminator), applied after every critic update (e.g. weight clipping).
+Constraint = Callable[[nn.Module], None]
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """Hyperparameters shared by the DCGAN-family variants (Radford et al. 2016 defaults;
+    batch 64 as in Lucic et al. 2018, so that all built-ins consume data at the same rate)."""
+
+    z_dim: int = 100
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    g_width: int = 64
+    d_width: int = 64
+
+
+class AdversarialVariant(GenerativeVariant):
+    def __init__(
+        self,
+        context: VariantContext,
+        config: GANConfig,
+        *,
+        loss: GANLoss,
+        latent: LatentConditioning | None = None,
+        image: ImageConditioning | None = None,
+        heads: Mapping[str, int] | None = None,
+        d_norm: str = "batch",
+        critic_steps: int = 1,
+        penalty: Penalty | None = None,
+        constraint: Constraint | None = None,
+    ) -> None:
+        super().__init__(context, config)
+        latent = latent or LatentConditioning()
+        image = image or ImageConditioning()
+        channels = context.image_shape[0]
+        self.z_dim = config.z_dim
+        self.conditional = latent.uses_labels
+        self.loss = loss
+        self.critic_steps = critic_steps
+        self.penalty = penalty
+        self.constraint = constraint
+        self.generator = ConditionalGenerator(
+            latent, DCGANGenerator(latent.out_dim(config.z_dim), context.image_shape, config.g_width)
+        )
+        self.discriminator = Discriminator(
+            image,
+            DCGANTrunk(image.out_channels(channels), context.image_shape, config.d_width, d_norm),
+            heads or {"adv": 1},
+        )
+        for net in (self.generator, self.discriminator):
+            dcgan_init(net)
+            net.to(context.device)
+        self.opt_g = self.make_optimizer(self.generator.parameters(), config.lr_g)
+        self.opt_d = self.make_optimizer(self.discriminator.parameters(), config.lr_d)
+
+    def make_optimizer(self, params, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.Adam(params, lr=lr, betas=(self.config.beta1, self.config.beta2))
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"generator": self.opt_g, "discriminator": self.opt_d}
+
+    def sample_labels(self, n: int) -> torch.Tensor | None:
+        if not self.conditional:
+            return None
+        return torch.randint(0, self.context.num_classes, (n,), device=self.device)
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.generator(z, labels)
+
+    def train_step(self, data: BatchSource) -> dict[str, torch.Tensor]:
+        G, D = self.generator, self.discriminator
+        for i in range(self.critic_steps):
+            real = data.next()
+            n = len(real)
+            fake_labels = self.sample_labels(n)
+            # Only the last critic step's fakes feed the generator update; keep their graph.
+            with torch.set_grad_enabled(i == self.critic_steps - 1):
+                fake = G(self.sample_latent(n), fake_labels)
+            real_in = D.condition(real.images, real.labels)
+            fake_in = D.condition(fake.detach(), fake_labels)
+            d_loss = self.loss.d_loss(D.score(real_in), D.score(fake_in), real.labels, fake_labels)
+            if self.penalty is not None:
+                d_loss = d_loss + self.penalty(lambda x: D.score(x)["adv"], real_in, fake_in)
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+            if self.constraint is not None:
+                self.constraint(D)
+        D.requires_grad_(False)  # the generator update needs no discriminator weight gradients
+        try:
+            g_loss = self.loss.g_loss(D(fake, fake_labels), fake_labels)
+            self.opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.opt_g.step()
+        finally:
+            D.requires_grad_(True)
+        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}

@@ -1,0 +1,75 @@
+"""ganbench's own metrics, registered through the ``ganbench_register_metrics`` hook."""
+
+from __future__ import annotations
+
+import math
+
+from ganbench import columns as C
+from ganbench.class_metrics import class_consistency, class_coverage
+from ganbench.evaluation import Evaluation, MetricValues
+from ganbench.hookspecs import hookimpl
+from ganbench.specs import TASKS, MetricSpec
+
+
+def _real_cache_name(ev: Evaluation) -> str:
+    return f"ganbench-{ev.data.name}-test"
+
+
+def compute_domain(ev: Evaluation) -> dict[str, float]:
+    from ganbench.fidelity import domain_metrics  # torch-fidelity: imported when first needed
+
+    return domain_metrics(ev.classifier, ev.samples, ev.data.test_images, _real_cache_name(ev), ev.cache_dir, ev.device)
+
+
+def compute_inception(ev: Evaluation) -> MetricValues:
+    from ganbench.fidelity import inception_fid
+
+    weights = ev.inception_weights()
+    if weights.path is None:
+        return MetricValues({C.FID_INCEPTION: math.nan}, notes={C.FID_INCEPTION: weights.reason})
+    fid = inception_fid(weights.path, ev.samples, ev.data.test_images, _real_cache_name(ev), ev.cache_dir, ev.device)
+    return MetricValues({C.FID_INCEPTION: fid})
+
+
+def compute_classes(ev: Evaluation) -> MetricValues:
+    k = ev.data.num_classes
+    coverage = class_coverage(ev.predicted, k)
+    if ev.labels is None:
+        return MetricValues(
+            {C.CLASS_CONSISTENCY: math.nan, C.CLASS_COVERAGE: coverage},
+            notes={C.CLASS_CONSISTENCY: "unconditional variant"},
+        )
+    overall, per_class = class_consistency(ev.predicted, ev.labels, k)
+    return MetricValues(
+        {C.CLASS_CONSISTENCY: overall, C.CLASS_COVERAGE: coverage}, per_class={C.CLASS_CONSISTENCY: per_class}
+    )
+
+
+DOMAIN_FIDELITY = MetricSpec(
+    name="domain-fidelity",
+    columns=(C.FID_DOMAIN, C.KID_DOMAIN, C.PRECISION_DOMAIN, C.RECALL_DOMAIN),
+    compute=compute_domain,
+    tasks=frozenset(TASKS),
+    description="FID, KID, precision/recall vs the test split in the held-out classifier's feature space",
+)
+INCEPTION_FID = MetricSpec(
+    name="inception-fid",
+    columns=(C.FID_INCEPTION,),
+    compute=compute_inception,
+    tasks=frozenset(TASKS),
+    final_only=True,  # ~6 GFLOP per image at 299x299: too slow on a CPU for every evaluation point
+    description="torch-fidelity's Inception FID vs the test split (final evaluation only; NaN without weights)",
+)
+CLASS_JUDGEMENT = MetricSpec(
+    name="class-consistency",
+    columns=(C.CLASS_CONSISTENCY, C.CLASS_COVERAGE),
+    compute=compute_classes,
+    tasks=frozenset(TASKS),
+    description="held-out classifier accuracy vs requested labels; evenness of predicted classes",
+)
+
+
+@hookimpl
+def ganbench_register_metrics(register):
+    for spec in (DOMAIN_FIDELITY, INCEPTION_FID, CLASS_JUDGEMENT):
+        register(spec)

@@ -1,0 +1,162 @@
+"""The ``ganbench`` command line. Option names are :class:`ganbench.RunConfig` field names
+(with ``-`` for ``_``) and the keys of a ``--config`` TOML file; flags given on the command
+line override the file."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ganbench.config import DEFAULT_BUDGET, RunConfig, load_config_file, parse_set
+from ganbench.errors import UsageError
+
+log = logging.getLogger("ganbench")
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return f"{record.levelname.lower()}: {message}" if record.levelno >= logging.WARNING else message
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root = logging.getLogger("ganbench")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="ganbench")
+@click.option("-v", "--verbose", count=True, help="More log output.")
+@click.option("-q", "--quiet", is_flag=True, help="Warnings and the summary only.")
+def cli(verbose: int, quiet: bool) -> None:
+    """Benchmark GAN variants fairly: same budget, same seeds, same metrics."""
+    _setup_logging(verbose, quiet)
+
+
+@cli.command()
+@click.option("--variants", metavar="NAME[,NAME...]", help="Variants to train, in order (see `ganbench list`).")
+@click.option("--dataset", metavar="NAME", help="Dataset name [default: fashion-mnist].")
+@click.option("--budget", metavar="BUDGET", help=f"Per variant and seed: 90s, 2m, 2000steps or 60kimg [default: {DEFAULT_BUDGET}].")
+@click.option("--seeds", metavar="SEEDS", help="Seeds, e.g. 0,1,2 or 0-4 [default: 0].")
+@click.option("--out", type=click.Path(path_type=Path), help="Run directory [default: results/<time>-<variants>-<dataset>].")
+@click.option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps [default: auto].")
+@click.option("--eval-samples", type=int, metavar="N", help="Samples per evaluation [default: 10000].")
+@click.option("--evals", type=int, metavar="K", help="Evaluations spread over the budget; the last at its end [default: 3].")
+@click.option("--plugin", "plugin", multiple=True, type=click.Path(path_type=Path), help="A local plugin file (repeatable).")
+@click.option("--set", "set_", multiple=True, metavar="VARIANT.KEY=VALUE", help="Override a variant hyperparameter (repeatable).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="A TOML file of these options (or a run's config.json).")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Directory with the dataset's IDX files.")
+@click.option("--download/--no-download", default=None, help="Allow torchvision's download when no local copy is found [default: allow].")
+@click.option("--inception-weights", type=click.Path(path_type=Path), help="torch-fidelity's Inception weights file, for fid_inception.")
+@click.option("--metrics", metavar="NAME[,NAME...]", help="Metrics to compute [default: all for the task].")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Classifier, downloads, feature caches [default: $GANBENCH_CACHE or ~/.cache/ganbench].")
+@click.option("--checkpoints/--no-checkpoints", default=None, help="Save each run's full state at every evaluation [default: save].")
+@click.option("--log-every", type=int, metavar="STEPS", help="Steps between loss read-backs from the device [default: 50].")
+def run(config_file: Path | None, set_: tuple[str, ...], plugin: tuple[Path, ...], **options: Any) -> None:
+    """Train each variant for each seed under the same budget and evaluate it."""
+    values: dict[str, Any] = dict(load_config_file(config_file)) if config_file else {}
+    source = f"{config_file}" if config_file else "command line"
+    values = {k.replace("-", "_"): v for k, v in values.items()}
+    if set_:
+        merged = parse_set(values.get("set", {}))
+        for variant, table in parse_set(set_).items():
+            merged.setdefault(variant, {}).update(table)
+        values["set"] = merged
+    if plugin:
+        values["plugin"] = [*(values.get("plugin") or []), *plugin]
+    values.update({k: v for k, v in options.items() if v is not None})
+    config = RunConfig.from_mapping(values, source=source)
+    from ganbench.runner import run as run_benchmark  # torch and friends: only once the input is valid
+
+    result = run_benchmark(config)
+    click.echo(result.format_summary())
+    click.echo(f"\nresults: {result.run_dir}")
+
+
+@cli.command("list")
+@click.option("--plugin", multiple=True, type=click.Path(path_type=Path), help="Also load this local plugin file.")
+def list_(plugin: tuple[Path, ...]) -> None:
+    """Variants, datasets and metrics, each with the plugin that provides it."""
+    from ganbench.plugins import load_registry
+
+    registry = load_registry(plugin)
+
+    def table(title: str, rows: list[tuple[str, ...]]) -> None:
+        click.echo(f"{title}:")
+        if not rows:
+            click.echo("  (none)")
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))] if rows else []
+        for r in rows:
+            click.echo("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+        click.echo()
+
+    table(
+        "Variants",
+        [
+            (name, r.spec.task + (", conditional" if r.spec.conditional else ""), f"[{r.plugin}]", r.spec.description)
+            for name, r in sorted(registry.variants.items())
+        ],
+    )
+    table("Datasets", [(name, f"[{r.plugin}]", r.spec.description) for name, r in sorted(registry.datasets.items())])
+    table(
+        "Metrics",
+        [(name, ", ".join(r.spec.columns), f"[{r.plugin}]", r.spec.description) for name, r in sorted(registry.metrics.items())],
+    )
+    if registry.errors:
+        click.echo("Plugin errors:")
+        for error in registry.errors:
+            click.echo(f"  {error}")
+
+
+@cli.command()
+@click.option("--dataset", default="fashion-mnist", show_default=True, metavar="NAME", help="Dataset name.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Directory with the dataset's IDX files.")
+@click.option("--download/--no-download", default=True, help="Allow torchvision's download [default: allow].")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Where a download goes [default: $GANBENCH_CACHE or ~/.cache/ganbench].")
+def data(dataset: str, data_dir: Path | None, download: bool, cache_dir: Path | None) -> None:
+    """Find a dataset (downloading it if allowed and needed) and say where it is."""
+    from ganbench.config import default_cache_dir
+    from ganbench.data import DataRequest
+    from ganbench.plugins import load_registry
+
+    spec = load_registry().dataset(dataset)
+    splits = spec.load(DataRequest(data_dir, download, cache_dir or default_cache_dir()))
+    click.echo(
+        f"{dataset}: {splits.train_images.shape[0]} train / {splits.test_images.shape[0]} test images "
+        f"{'x'.join(map(str, splits.image_shape))}, from {splits.source}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one-line errors with exit status 2 for bad input."""
+    try:
+        result = cli.main(args=argv, prog_name="ganbench", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"ganbench: error: {exc.format_message()}{hint}", err=True)
+        return 2
+    except UsageError as exc:
+        click.echo(f"ganbench: error: {exc}", err=True)
+        return exc.exit_code
+    except (KeyboardInterrupt, click.Abort):
+        click.echo("ganbench: interrupted; rows written so far are kept in the run directory", err=True)
+        return 130
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry_point()

@@ -1,0 +1,294 @@
+"""Run configuration: one typed dataclass whose field names are the CLI flags (with ``-`` for
+``_``), the keys of a TOML config file and the keyword arguments of :func:`ganbench.run`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ganbench.budget import Budget
+from ganbench.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CACHE_ENV = "GANBENCH_CACHE"
+DEFAULT_BUDGET = "60s"
+MIN_EVAL_SAMPLES = 50
+DEVICES = "auto, cpu, cuda, cuda:N, mps"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a ``ganbench run``.
+
+    Attributes:
+        variants: variant names, in the order they run.
+        dataset: dataset name.
+        budget: per (variant, seed) run: ``90s``, ``2m``, ``2000steps`` or ``60kimg``.
+        seeds: one run per variant and seed.
+        out: run directory; default ``results/<timestamp>-<variants>-<dataset>``.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        eval_samples: samples generated per evaluation (balanced over classes when conditional).
+        evals: evaluation points spread over the budget; the last one is at its end.
+        plugin: local plugin files to load, in addition to installed ones.
+        set: hyperparameter overrides, ``{variant: {field: value}}``.
+        data_dir: a directory holding the dataset's IDX files.
+        download: allow torchvision's download when no local copy is found.
+        inception_weights: torch-fidelity's Inception weights file, for ``fid_inception``.
+        metrics: metric names to compute; empty means every metric for the variant's task.
+        cache_dir: the classifier, data downloads and torch-fidelity's feature caches.
+        checkpoints: save each run's full state after every evaluation.
+        log_every: training steps between reading losses back from the device.
+    """
+
+    variants: tuple[str, ...] = ()
+    dataset: str = "fashion-mnist"
+    budget: Budget = field(default_factory=lambda: Budget.parse(DEFAULT_BUDGET))
+    seeds: tuple[int, ...] = (0,)
+    out: Path | None = None
+    device: str = "auto"
+    eval_samples: int = 10000
+    evals: int = 3
+    plugin: tuple[Path, ...] = ()
+    set: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    data_dir: Path | None = None
+    download: bool = True
+    inception_weights: Path | None = None
+    metrics: tuple[str, ...] = ()
+    cache_dir: Path | None = None
+    checkpoints: bool = True
+    log_every: int = 50
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "arguments") -> RunConfig:
+        """Build from loosely typed values (CLI strings, TOML or JSON values); raise
+        UsageError naming the key, what is wrong and what is accepted."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for raw_key, value in values.items():
+            key = raw_key.replace("-", "_")
+            if key not in names:
+                raise UsageError(f"unknown key {raw_key!r} in {source}; accepted: {', '.join(sorted(names))}")
+            if value is None:
+                continue
+            try:
+                kwargs[key] = _PARSERS[key](value)
+            except UsageError:
+                raise
+            except (TypeError, ValueError) as exc:
+                raise UsageError(f"{key} in {source}: {exc}") from None
+        config = cls(**kwargs)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        if self.eval_samples < MIN_EVAL_SAMPLES:
+            raise UsageError(f"eval_samples must be at least {MIN_EVAL_SAMPLES}, got {self.eval_samples}")
+        if self.evals < 1:
+            raise UsageError(f"evals must be at least 1, got {self.evals}")
+        if self.log_every < 1:
+            raise UsageError(f"log_every must be at least 1, got {self.log_every}")
+        if not self.seeds:
+            raise UsageError("seeds must name at least one seed, e.g. 0 or 0,1,2")
+        if self.inception_weights is not None and not Path(self.inception_weights).is_file():
+            raise UsageError(f"inception_weights {self.inception_weights} is not a file")
+        for path in self.plugin:
+            if not Path(path).is_file():
+                raise UsageError(f"plugin file {path} does not exist")
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready, and accepted back by :meth:`from_mapping`."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Budget):
+                value = value.text
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = [str(v) if isinstance(v, Path) else v for v in value]
+            elif isinstance(value, Mapping):
+                value = {k: dict(v) for k, v in value.items()}
+            out[f.name] = value
+        return out
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = tuple(str(v).strip() for v in items if str(v).strip())
+    return out
+
+
+def _seeds(value: Any) -> tuple[int, ...]:
+    if isinstance(value, int):
+        value = [value]
+    seeds: list[int] = []
+    for item in value.split(",") if isinstance(value, str) else value:
+        text = str(item).strip()
+        try:
+            if "-" in text[1:]:
+                lo, hi = text.split("-", 1)
+                seeds.extend(range(int(lo), int(hi) + 1))
+            elif text:
+                seeds.append(int(text))
+        except ValueError:
+            raise UsageError(f"seeds: {text!r} is not a seed; accepted: integers and ranges, e.g. 0,1,2 or 0-4") from None
+    if any(s < 0 for s in seeds):
+        raise UsageError("seeds must be non-negative integers")
+    return tuple(dict.fromkeys(seeds))
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return int(value)
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _path(value: Any) -> Path:
+    return Path(os.path.expanduser(str(value)))
+
+
+def _budget(value: Any) -> Budget:
+    return value if isinstance(value, Budget) else Budget.parse(str(value))
+
+
+def parse_set(value: Any) -> dict[str, dict[str, Any]]:
+    """``["cgan.lr_g=1e-4", ...]`` or ``{"cgan": {"lr_g": 1e-4}}`` -> ``{variant: {key: value}}``.
+
+    Values stay as given (strings from the command line); :func:`variant_config` types them
+    against the variant's config dataclass.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    if isinstance(value, Mapping):
+        for variant, table in value.items():
+            if not isinstance(table, Mapping):
+                raise UsageError(f"set.{variant} must be a table of KEY = VALUE")
+            out.setdefault(str(variant), {}).update(table)
+        return out
+    for item in [value] if isinstance(value, str) else value:
+        target, sep, raw = str(item).partition("=")
+        variant, dot, key = target.strip().partition(".")
+        if not (sep and dot and variant and key.strip()):
+            raise UsageError(f"--set {item!r} is not understood; accepted: VARIANT.KEY=VALUE, e.g. cgan.lr_g=1e-4")
+        out.setdefault(variant, {})[key.strip()] = raw.strip()
+    return out
+
+
+_PARSERS = {
+    "variants": _names,
+    "dataset": lambda v: str(v).strip(),
+    "budget": _budget,
+    "seeds": _seeds,
+    "out": _path,
+    "device": lambda v: str(v).strip(),
+    "eval_samples": _int,
+    "evals": _int,
+    "plugin": lambda v: tuple(_path(p) for p in ([v] if isinstance(v, (str, Path)) else v)),
+    "set": parse_set,
+    "data_dir": _path,
+    "download": _bool,
+    "inception_weights": _path,
+    "metrics": _names,
+    "cache_dir": _path,
+    "checkpoints": _bool,
+    "log_every": _int,
+}
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Keys of a TOML config file, or of the ``run`` section of a run's config.json."""
+    path = Path(path)
+    try:
+        if path.suffix == ".json":
+            data = json.loads(path.read_text())
+            data = data.get("run", data)
+        else:
+            data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {path} must hold a table of keys")
+    return data
+
+
+def _coerce(name: str, tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        return _bool(value)
+    if tp is int:
+        return _int(value)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        return str(value)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        items = [s.strip() for s in value.split(",")] if isinstance(value, str) else list(value)
+        item_type = args[0] if args else str
+        return tuple(_coerce(name, item_type, v) for v in items)
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(map(str, choices))}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value in (None, "none", "None") and len(args) < len(typing.get_args(tp)):
+            return None
+        return _coerce(name, args[0], value)
+    return value
+
+
+def variant_config(variant: str, config_type: type, overrides: Mapping[str, Any]) -> Any:
+    """The variant's config dataclass with ``overrides`` typed and applied."""
+    hints = typing.get_type_hints(config_type)
+    fields = {f.name: f for f in dataclasses.fields(config_type)}
+    typed: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise UsageError(
+                f"--set {variant}.{key}: {variant} has no setting {key!r}; accepted: {', '.join(sorted(fields)) or 'none'}"
+            )
+        try:
+            typed[key] = _coerce(key, hints.get(key, Any), value)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"--set {variant}.{key}={value}: {exc}") from None
+    try:
+        return config_type(**typed)
+    except (TypeError, ValueError) as exc:  # __post_init__ validation of the config itself
+        raise UsageError(f"--set {variant}: {exc}") from None
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ganbench"

@@ -1,0 +1,153 @@
+"""One evaluation point: produce a variant's samples and run every applicable metric on them."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+import torch
+
+from ganbench.classifier import HeldOutClassifier
+from ganbench.data import DatasetSplits, to_uint8
+from ganbench.specs import TASK_GENERATION, MetricSpec
+from ganbench.variant import GenerativeVariant
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ganbench.fidelity import InceptionWeights
+
+log = logging.getLogger(__name__)
+
+GENERATE_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class MetricValues:
+    """What a metric returns when a mapping of column to float is not enough.
+
+    Attributes:
+        values: column -> value (NaN allowed).
+        per_class: column -> one value per class (the per-class table).
+        notes: column -> why its value is NaN.
+    """
+
+    values: Mapping[str, float]
+    per_class: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Evaluation:
+    """What a metric's ``compute`` receives at one evaluation point.
+
+    Attributes:
+        variant: the variant's name (or ``real-data`` for the reference row).
+        task: the variant's task.
+        samples: uint8 (N, C, H, W) on the CPU: generated images (or super-resolved ones).
+        labels: int64 (N,) the labels the samples were requested with; None when unconditional.
+        data: the dataset, both splits.
+        classifier: the held-out classifier.
+        device: where to compute.
+        cache_dir: where a metric may cache what does not change between evaluations.
+        final: whether this is the run's last evaluation point.
+        inception: the Inception weights, resolved on first use (``inception_weights()``).
+    """
+
+    variant: str
+    task: str
+    samples: torch.Tensor
+    labels: torch.Tensor | None
+    data: DatasetSplits
+    classifier: HeldOutClassifier
+    device: torch.device
+    cache_dir: Path
+    final: bool
+    inception_weights: Callable[[], InceptionWeights]
+    _predicted: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def predicted(self) -> torch.Tensor:
+        """The held-out classifier's predicted class per sample (computed once, shared)."""
+        if self._predicted is None:
+            self._predicted = self.classifier.predict(self.samples)
+        return self._predicted
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    values: dict[str, float]
+    per_class: dict[str, list[float]]
+    notes: dict[str, str]
+    seconds: float
+
+
+def run_metrics(evaluation: Evaluation, metrics: Sequence[MetricSpec]) -> EvalResult:
+    """Every metric on one evaluation; a metric that raises gives NaN and a note, not a crash."""
+    start = time.perf_counter()
+    values: dict[str, float] = {}
+    per_class: dict[str, list[float]] = {}
+    notes: dict[str, str] = {}
+    for spec in metrics:
+        if spec.final_only and not evaluation.final:
+            values.update({c: math.nan for c in spec.columns})
+            continue
+        try:
+            out = spec.compute(evaluation)
+        except Exception as exc:
+            log.warning("metric %s failed on %s: %s: %s", spec.name, evaluation.variant, type(exc).__name__, exc)
+            out = MetricValues({}, notes={c: f"{spec.name} failed: {type(exc).__name__}: {exc}" for c in spec.columns})
+        if not isinstance(out, MetricValues):
+            out = MetricValues(dict(out))
+        for column in spec.columns:
+            values[column] = float(out.values.get(column, math.nan))
+        unknown = set(out.values) - set(spec.columns)
+        if unknown:
+            log.warning("metric %s returned undeclared columns %s; ignored", spec.name, sorted(unknown))
+        per_class.update({k: list(map(float, v)) for k, v in out.per_class.items() if k in spec.columns})
+        notes.update({k: v for k, v in out.notes.items() if k in spec.columns})
+    return EvalResult(values, per_class, notes, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def generate_samples(
+    variant: GenerativeVariant, n: int, num_classes: int, conditional: bool, seed: int
+) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+    """``n`` samples as uint8 on the CPU, their requested labels (balanced over classes, or
+    None), and the generation rate in images per second.
+
+    The latents come from a generator seeded with ``seed``: every evaluation point of a run
+    sees the same latents, and the training RNG is untouched.
+    """
+    device = variant.device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    labels = (torch.arange(n, device=device) % num_classes) if conditional else None
+    was_training = [m.training for m in variant.networks().values()]
+    variant.train(False)
+    try:
+        _sync(device)
+        start = time.perf_counter()
+        chunks = []
+        for lo in range(0, n, GENERATE_CHUNK):
+            m = min(GENERATE_CHUNK, n - lo)
+            z = variant.sample_latent(m, generator=gen)
+            chunks.append(to_uint8(variant.generate(z, None if labels is None else labels[lo : lo + m])))
+        samples = torch.cat(chunks)
+        _sync(device)
+        rate = n / max(time.perf_counter() - start, 1e-9)
+    finally:
+        for m, mode in zip(variant.networks().values(), was_training):
+            m.train(mode)
+    return samples.cpu(), None if labels is None else labels.cpu(), rate
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def applicable(metrics: Sequence[MetricSpec], task: str = TASK_GENERATION) -> list[MetricSpec]:
+    return [m for m in metrics if task in m.tasks]
+

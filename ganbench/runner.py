@@ -1,0 +1,359 @@
+"""``ganbench run``: every variant x seed under the same budget, evaluated and tabulated.
+
+Everything the user gave is checked before anything is computed (:func:`plan_run`); after
+that, a run that fails, diverges or is interrupted keeps every row written before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import math
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+import torch
+
+import ganbench
+from ganbench import columns as C
+from ganbench.classifier import HeldOutClassifier, load_or_train
+from ganbench.config import DEVICES, RunConfig, default_cache_dir, variant_config
+from ganbench.data import BatchSource, DataRequest, DatasetSplits
+from ganbench.errors import UsageError
+from ganbench.evaluation import EvalResult, Evaluation, applicable, generate_samples, run_metrics
+from ganbench.fidelity import InceptionWeights, resolve_inception_weights
+from ganbench.plugins import Registry, load_registry
+from ganbench.progress import Progress
+from ganbench.results import CHECKPOINTS_DIR, SAMPLES_DIR, METRICS_CSV, ResultsWriter, format_summary, save_sample_grid
+from ganbench.seeding import seed_everything
+from ganbench.specs import TASK_GENERATION, DatasetSpec, MetricSpec, VariantSpec
+from ganbench.trainer import Outcome, RunState, Trainer
+from ganbench.variant import GenerativeVariant, VariantContext
+
+log = logging.getLogger(__name__)
+
+EVAL_SEED_OFFSET = 1_000_003  # evaluation latents: same for every variant, apart from training's RNG
+GRID_PER_CLASS = 10
+SUMMARY_METRICS = (C.FID_DOMAIN, C.KID_DOMAIN, C.CLASS_CONSISTENCY, C.CLASS_COVERAGE, C.FID_INCEPTION, C.TRAIN_IMG_PER_S)
+
+
+@dataclass(frozen=True)
+class PlannedVariant:
+    spec: VariantSpec
+    config: Any
+    plugin: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated run: every name resolved and every override typed."""
+
+    config: RunConfig
+    dataset: DatasetSpec
+    variants: tuple[PlannedVariant, ...]
+    metrics: tuple[MetricSpec, ...]
+    device: torch.device
+    cache_dir: Path
+    run_dir: Path
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    metrics: pd.DataFrame
+    summary: pd.DataFrame
+
+    def format_summary(self) -> str:
+        return format_summary(self.summary, SUMMARY_METRICS)
+
+
+def resolve_device(text: str) -> torch.device:
+    text = text.strip().lower()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise UsageError(f"device {text!r} is not understood; accepted: {DEVICES}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {text!r} requested but CUDA is not available here; accepted: auto, cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"device {text!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"device {text!r} requested but MPS is not available here; accepted: auto, cpu")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"device {text!r} is not supported; accepted: {DEVICES}")
+    return device
+
+
+def default_run_dir(config: RunConfig, now: dt.datetime | None = None) -> Path:
+    stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    short = "-".join(config.variants)
+    if len(short) > 40:
+        short = f"{short[:37]}-{len(config.variants)}v"
+    return Path("results") / f"{stamp}-{short}-{config.dataset}"
+
+
+def plan_run(config: RunConfig, registry: Registry) -> Plan:
+    """Check every name and override against the registry; compute nothing."""
+    config.check()
+    if not config.variants:
+        raise UsageError(
+            f"no variants given; use --variants NAME[,NAME...] (accepted: {', '.join(sorted(registry.variants)) or 'none registered'})"
+        )
+    dataset = registry.dataset(config.dataset)
+    unknown_sets = set(config.set) - set(config.variants)
+    if unknown_sets:
+        raise UsageError(
+            f"--set names variant(s) {', '.join(sorted(unknown_sets))} that are not in --variants ({', '.join(config.variants)})"
+        )
+    planned = []
+    for name in dict.fromkeys(config.variants):
+        spec = registry.variant(name)
+        planned.append(PlannedVariant(spec, variant_config(name, spec.config, config.set.get(name, {})), registry.variants[name].plugin))
+    if config.metrics:
+        metrics = tuple(registry.metric(name) for name in dict.fromkeys(config.metrics))
+    else:
+        metrics = tuple(r.spec for r in registry.metrics.values())
+    device = resolve_device(config.device)
+    run_dir = Path(config.out) if config.out is not None else default_run_dir(config)
+    if (run_dir / METRICS_CSV).exists():
+        raise UsageError(f"out {run_dir} already holds a run ({METRICS_CSV}); choose another --out")
+    cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
+    return Plan(config, dataset, tuple(planned), metrics, device, cache_dir, run_dir)
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import torch_fidelity
+    import torchvision
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    env = {
+        "ganbench": ganbench.__version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "torch_fidelity": torch_fidelity.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+class _Session:
+    """The state shared by every run of one ``ganbench run``: data, classifier, writer."""
+
+    def __init__(self, plan: Plan, splits: DatasetSplits, classifier: HeldOutClassifier, writer: ResultsWriter) -> None:
+        self.plan = plan
+        self.splits = splits
+        self.classifier = classifier
+        self.writer = writer
+        self._inception: InceptionWeights | None = None
+        device = plan.device
+        self.train_images = splits.train_images.to(device)
+        self.train_labels = splits.train_labels.to(device)
+
+    def inception_weights(self) -> InceptionWeights:
+        """Resolved once per session: a failed download is not retried for every run."""
+        if self._inception is None:
+            self._inception = resolve_inception_weights(self.plan.config.inception_weights, self.plan.config.download)
+            if self._inception.path is None:
+                log.warning("fid_inception will be NaN: %s", self._inception.reason)
+        return self._inception
+
+    def evaluate(self, name: str, task: str, samples: torch.Tensor, labels: torch.Tensor | None, final: bool) -> EvalResult:
+        evaluation = Evaluation(
+            variant=name,
+            task=task,
+            samples=samples,
+            labels=labels,
+            data=self.splits,
+            classifier=self.classifier,
+            device=self.plan.device,
+            cache_dir=self.plan.cache_dir,
+            final=final,
+            inception_weights=self.inception_weights,
+        )
+        return run_metrics(evaluation, applicable(self.plan.metrics, task))
+
+    def row(self, variant: str, seed: int, state: RunState, status: str, critic_steps: int, note: str = "") -> dict[str, Any]:
+        rate = state.images_seen / state.train_seconds if state.train_seconds > 0 else math.nan
+        return {
+            C.VARIANT: variant,
+            C.DATASET: self.splits.name,
+            C.SEED: seed,
+            C.EVAL_INDEX: state.eval_index,
+            C.STEP: state.step,
+            C.IMAGES_SEEN: state.images_seen,
+            C.TRAIN_SECONDS: state.train_seconds,
+            C.CRITIC_STEPS: critic_steps,
+            C.STATUS: status,
+            C.TRAIN_IMG_PER_S: rate,
+            C.PEAK_MEM_MB: state.peak_mem_mb or math.nan,
+            C.NOTE: note,
+        }
+
+    def add(self, row: dict[str, Any], result: EvalResult | None) -> None:
+        if result is not None:
+            row.update(result.values)
+            row[C.EVAL_SECONDS] = result.seconds
+            notes = "; ".join(f"{k}: {v}" for k, v in result.notes.items())
+            row[C.NOTE] = "; ".join(n for n in (row.get(C.NOTE, ""), notes) if n)
+        self.writer.add_row(row, result.per_class if result else {}, self.splits.class_names)
+        self.writer.flush()
+
+    def reference(self) -> None:
+        """The real-data row: train-split images scored as if generated (the floor of fid_domain)."""
+        n = min(self.plan.config.eval_samples, self.splits.train_images.shape[0])
+        idx = torch.randperm(self.splits.train_images.shape[0], generator=torch.Generator().manual_seed(0))[:n]
+        samples, labels = self.splits.train_images[idx], self.splits.train_labels[idx]
+        result = self.evaluate(C.REAL_DATA, TASK_GENERATION, samples, labels, final=True)
+        row = self.row(C.REAL_DATA, -1, RunState(images_seen=0), C.STATUS_REFERENCE, 0, f"{n} train-split images")
+        self.add(row, result)
+        log.info("real-data reference: %s", _brief(result.values))
+
+    def train_one(self, planned: PlannedVariant, seed: int) -> Outcome:
+        plan, spec = self.plan, planned.spec
+        label = f"{spec.name} seed {seed}"
+        seed_everything(seed)
+        context = VariantContext(self.splits.image_shape, self.splits.num_classes, plan.device)
+        variant = spec.build(context, planned.config)
+        if not isinstance(variant, GenerativeVariant):
+            raise TypeError(f"{spec.name} builds a {type(variant).__name__}, not a ganbench.GenerativeVariant")
+        source = BatchSource(self.train_images, self.train_labels, variant.batch_size, seed)
+        progress = Progress(label, plan.config.budget)
+        checkpoint = plan.run_dir / CHECKPOINTS_DIR / f"{spec.name}-seed{seed}.pt" if plan.config.checkpoints else None
+
+        def on_log(point) -> None:
+            progress.update(point)
+            self.writer.add_log(spec.name, seed, point.step, point.images_seen, point.train_seconds, point.losses)
+
+        def on_eval(state: RunState, final: bool) -> None:
+            samples, labels, rate = generate_samples(
+                variant, plan.config.eval_samples, self.splits.num_classes, spec.conditional, seed + EVAL_SEED_OFFSET
+            )
+            result = self.evaluate(spec.name, spec.task, samples, labels, final)
+            row = self.row(spec.name, seed, state, C.STATUS_OK, variant.critic_steps)
+            row[C.GEN_IMG_PER_S] = rate
+            self.add(row, result)
+            progress.message(f"{label}: eval {state.eval_index} at step {state.step}: {_brief(result.values)}")
+            if final:
+                self.save_grid(variant, spec, seed)
+
+        trainer = Trainer(variant, source, plan.config.budget, plan.config.evals, on_eval, on_log, plan.config.log_every, checkpoint)
+        try:
+            outcome = trainer.fit()
+        except KeyboardInterrupt:
+            trainer.state.eval_index += 1
+            self.add(self.row(spec.name, seed, trainer.state, C.STATUS_INTERRUPTED, variant.critic_steps, "interrupted"), None)
+            raise
+        except Exception as exc:
+            log.exception("%s failed", label)
+            trainer.state.eval_index += 1
+            outcome = Outcome(C.STATUS_FAILED, f"{type(exc).__name__}: {exc}", trainer.state)
+        finally:
+            progress.close()
+        if outcome.status != C.STATUS_OK:
+            if outcome.status == C.STATUS_DIVERGED:
+                outcome.state.eval_index += 1
+            log.warning("%s: %s (%s)", label, outcome.status, outcome.note)
+            self.add(self.row(spec.name, seed, outcome.state, outcome.status, variant.critic_steps, outcome.note), None)
+        return outcome
+
+    def save_grid(self, variant: GenerativeVariant, spec: VariantSpec, seed: int) -> None:
+        k = self.splits.num_classes
+        samples, labels, _ = generate_samples(variant, k * GRID_PER_CLASS, k, spec.conditional, seed + EVAL_SEED_OFFSET + 1)
+        rows: Sequence[str] = ()
+        if labels is not None:  # one row per class
+            samples = samples[torch.argsort(labels, stable=True)]
+            rows = self.splits.class_names
+        save_sample_grid(self.plan.run_dir / SAMPLES_DIR / f"{spec.name}-seed{seed}.png", samples, GRID_PER_CLASS, rows)
+
+
+def _brief(values: dict[str, float]) -> str:
+    shown = [c for c in (C.FID_DOMAIN, C.CLASS_CONSISTENCY, C.CLASS_COVERAGE) if c in values and not math.isnan(values[c])]
+    return ", ".join(f"{c} {values[c]:.4g}" for c in shown) or "no finite metrics"
+
+
+def run(config: RunConfig | None = None, *, registry: Registry | None = None, **kwargs: Any) -> RunResult:
+    """Run a benchmark. Takes a :class:`RunConfig`, or its fields as keyword arguments
+    (the same names as the CLI flags)::
+
+        ganbench.run(variants="cgan,acgan", dataset="fashion-mnist", budget="500steps")
+    """
+    if config is None:
+        config = RunConfig.from_mapping(kwargs)
+    elif kwargs:
+        config = RunConfig.from_mapping({**config.to_json(), **kwargs})
+    registry = registry if registry is not None else load_registry(config.plugin)
+    plan = plan_run(config, registry)
+    splits = plan.dataset.load(DataRequest(config.data_dir, config.download, plan.cache_dir))
+    if splits.image_shape != plan.dataset.image_shape or splits.class_names != plan.dataset.class_names:
+        raise RuntimeError(f"dataset {plan.dataset.name} loaded images {splits.image_shape} that differ from its spec")
+    classifier = load_or_train(splits, plan.cache_dir, plan.device)
+    writer = ResultsWriter(plan.run_dir, [c for m in plan.metrics for c in m.columns])
+    writer.write_config(_config_record(plan, splits, classifier, registry))
+    log.info("run directory: %s", plan.run_dir)
+    session = _Session(plan, splits, classifier, writer)
+    try:
+        session.reference()
+        for planned in plan.variants:
+            for seed in config.seeds:
+                session.train_one(planned, seed)
+                if plan.device.type == "cuda":
+                    torch.cuda.empty_cache()
+    finally:
+        metrics, summary = writer.finish()
+    return RunResult(plan.run_dir, metrics, summary)
+
+
+def _config_record(plan: Plan, splits: DatasetSplits, classifier: HeldOutClassifier, registry: Registry) -> dict[str, Any]:
+    """config.json: the run's options (accepted back by ``--config``) and what they resolved to."""
+    return {
+        "run": plan.config.replace(out=plan.run_dir).to_json(),
+        "variants": {
+            p.spec.name: {
+                "plugin": p.plugin,
+                "task": p.spec.task,
+                "conditional": p.spec.conditional,
+                "reference": p.spec.reference,
+                "config": dataclasses.asdict(p.config),
+            }
+            for p in plan.variants
+        },
+        "dataset": {
+            "name": splits.name,
+            "plugin": registry.datasets[splits.name].plugin,
+            "source": splits.source,
+            "image_shape": list(splits.image_shape),
+            "class_names": list(splits.class_names),
+            "train_size": int(splits.train_images.shape[0]),
+            "test_size": int(splits.test_images.shape[0]),
+        },
+        "classifier": {
+            "name": classifier.name,
+            "path": str(classifier.path),
+            "test_accuracy": classifier.test_accuracy,
+            "fingerprint": classifier.fingerprint,
+        },
+        "metrics": {m.name: {"plugin": registry.metrics[m.name].plugin, "columns": list(m.columns)} for m in plan.metrics},
+        "plugin_errors": [str(e) for e in registry.errors],
+        "environment": environment(plan.device),
+        "command": sys.argv if sys.argv and sys.argv[0].endswith("ganbench") else None,
+        "started": dt.datetime.now().isoformat(timespec="seconds"),
+    }

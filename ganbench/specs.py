@@ -1,0 +1,132 @@
+"""What plugins register: frozen dataclasses, validated by the host when registered."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+TASK_GENERATION = "generation"
+TASK_SUPER_RESOLUTION = "super-resolution"
+TASKS = (TASK_GENERATION, TASK_SUPER_RESOLUTION)
+
+# Lowercase words joined by single hyphens: "dcgan", "wgan-gp", "fashion-mnist".
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+# Metric columns double as table column names and Python identifiers.
+COLUMN_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    """Hyperparameters of a variant that has none to set."""
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """A GAN variant.
+
+    Attributes:
+        name: lowercase, hyphen-separated (``wgan-gp``); what ``--variants`` takes.
+        build: ``build(context, config) -> Variant``; usually the Variant subclass itself.
+        config: a dataclass type whose fields are the variant's hyperparameters with the
+            defaults of its paper; ``--set NAME.FIELD=VALUE`` overrides a field.
+        task: ``"generation"`` or ``"super-resolution"``; picks the metrics and evaluation.
+        conditional: whether the generator takes class labels (class_consistency is NaN
+            for unconditional variants).
+        description: one line for ``ganbench list``.
+        reference: the paper or source the defaults come from.
+    """
+
+    name: str
+    build: Callable[..., Any]
+    config: type = NoConfig
+    task: str = TASK_GENERATION
+    conditional: bool = False
+    description: str = ""
+    reference: str = ""
+
+    def make_config(self, overrides: dict[str, Any] | None = None) -> Any:
+        """The config dataclass with ``overrides`` (already typed) applied."""
+        return self.config(**(overrides or {}))
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A labelled image dataset with a train and a test split.
+
+    Attributes:
+        name: lowercase, hyphen-separated (``fashion-mnist``); what ``--dataset`` takes.
+        load: ``load(request: DataRequest) -> DatasetSplits``; raise
+            :class:`ganbench.UsageError` with a one-line message when the data cannot be found.
+        image_shape: (channels, height, width) of every image.
+        class_names: one name per class, in label order.
+        description: one line for ``ganbench list``.
+    """
+
+    name: str
+    load: Callable[..., Any]
+    image_shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+    description: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric computed at every evaluation point.
+
+    Attributes:
+        name: lowercase, hyphen-separated (``domain-fidelity``); what ``--metrics`` takes.
+        columns: the table columns it fills (lowercase snake_case); a column has one owner.
+        compute: ``compute(evaluation) -> Mapping[str, float] | MetricValues``.
+        tasks: the variant tasks it applies to.
+        final_only: compute it at the final evaluation point only (for expensive metrics);
+            earlier rows hold NaN.
+        description: one line for ``ganbench list``.
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    compute: Callable[..., Any]
+    tasks: frozenset[str] = field(default_factory=lambda: frozenset({TASK_GENERATION}))
+    final_only: bool = False
+    description: str = ""
+
+
+def spec_problem(spec: Any, expected: type) -> str | None:
+    """Why ``spec`` is not a valid ``expected`` spec, or None when it is."""
+    if not isinstance(spec, expected):
+        return f"expected a {expected.__name__}, got {type(spec).__name__}"
+    if not isinstance(spec.name, str) or not NAME_PATTERN.match(spec.name):
+        return (
+            f"name {spec.name!r} is not allowed: use lowercase letters and digits, "
+            "words joined by single hyphens (e.g. 'wgan-gp')"
+        )
+    if isinstance(spec, VariantSpec):
+        if not callable(spec.build):
+            return f"build must be callable, got {type(spec.build).__name__}"
+        if not (isinstance(spec.config, type) and dataclasses.is_dataclass(spec.config)):
+            return "config must be a dataclass type (its fields are the hyperparameters)"
+        if spec.task not in TASKS:
+            return f"task {spec.task!r} is unknown; accepted: {', '.join(TASKS)}"
+    elif isinstance(spec, DatasetSpec):
+        if not callable(spec.load):
+            return f"load must be callable, got {type(spec.load).__name__}"
+        shape = spec.image_shape
+        if not (isinstance(shape, tuple) and len(shape) == 3 and all(isinstance(n, int) and n > 0 for n in shape)):
+            return f"image_shape must be (channels, height, width) of positive ints, got {shape!r}"
+        if not spec.class_names or not all(isinstance(c, str) for c in spec.class_names):
+            return "class_names must be a non-empty tuple of strings"
+    elif isinstance(spec, MetricSpec):
+        if not callable(spec.compute):
+            return f"compute must be callable, got {type(spec.compute).__name__}"
+        if not spec.columns or not all(isinstance(c, str) and COLUMN_PATTERN.match(c) for c in spec.columns):
+            return f"columns must be lowercase snake_case names, got {spec.columns!r}"
+        unknown = set(spec.tasks) - set(TASKS)
+        if unknown:
+            return f"tasks {sorted(unknown)} are unknown; accepted: {', '.join(TASKS)}"
+    return None

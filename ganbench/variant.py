@@ -1,0 +1,98 @@
+"""The variant contract: a variant owns its networks, its optimisers and one training step.
+
+The harness owns everything else (data, budget, seeds, device, evaluation, checkpoints,
+timing). A training step reads real batches from a :class:`ganbench.BatchSource`, updates
+its networks and returns its losses as 0-dim tensors; it never calls ``.item()``, so on a
+GPU the loop runs without host synchronisation and the harness reads losses back only at
+log points.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganbench.data import BatchSource
+
+
+@dataclass(frozen=True)
+class VariantContext:
+    """What a variant is built for: the data's shape and classes, and the device."""
+
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    device: torch.device
+
+
+class Variant(abc.ABC):
+    """Base class of every variant. Subclasses build networks and optimisers in ``__init__``.
+
+    Attributes a subclass may set:
+        critic_steps: discriminator (critic) updates per generator update, recorded beside
+            the results; one step of the budget is one generator update.
+    """
+
+    critic_steps: int = 1
+
+    def __init__(self, context: VariantContext, config: Any) -> None:
+        self.context = context
+        self.config = config
+
+    @property
+    def device(self) -> torch.device:
+        return self.context.device
+
+    @property
+    def batch_size(self) -> int:
+        """Real images per :meth:`BatchSource.next`; read from ``config.batch_size``."""
+        return int(getattr(self.config, "batch_size", 64))
+
+    @abc.abstractmethod
+    def networks(self) -> dict[str, nn.Module]:
+        """Every module whose state is saved in checkpoints, by name."""
+
+    @abc.abstractmethod
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimiser whose state is saved in checkpoints, by name."""
+
+    @abc.abstractmethod
+    def train_step(self, data: BatchSource) -> dict[str, torch.Tensor]:
+        """One generator update (and the critic updates before it).
+
+        Returns losses by name as detached 0-dim tensors; do not read them on the host.
+        """
+
+    def train(self, mode: bool = True) -> None:
+        for net in self.networks().values():
+            net.train(mode)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "networks": {k: m.state_dict() for k, m in self.networks().items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self.networks().items():
+            m.load_state_dict(state["networks"][k])
+        for k, o in self.optimizers().items():
+            o.load_state_dict(state["optimizers"][k])
+
+
+class GenerativeVariant(Variant):
+    """A variant that generates images from latent noise (and labels, when conditional)."""
+
+    z_dim: int = 100
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Latent noise for ``n`` samples; standard normal unless overridden."""
+        return torch.randn(n, self.z_dim, device=self.device, generator=generator)
+
+    @abc.abstractmethod
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Images in [-1, 1], shape (N, C, H, W), from latents ``z`` and labels (None when
+        unconditional). Called under ``torch.no_grad()`` with the networks in eval mode."""

@@ -1,0 +1,39 @@
+"""acgan: auxiliary-classifier GAN. The label embedding is multiplied into z; D has a
+real/fake head and a class head, both trained on real and generated images (Odena et al. 2017)."""
+
+from dataclasses import dataclass
+
+from ganbench import VariantSpec, hookimpl
+from ganbench.adversarial import AdversarialVariant, GANConfig
+from ganbench.conditioning import EmbeddingMultiply
+from ganbench.losses import AuxiliaryClassification, LossSum, NonSaturating
+
+
+@dataclass(frozen=True)
+class ACGANConfig(GANConfig):
+    aux_weight: float = 1.0  # weight of the auxiliary classification loss, for D and G
+
+
+class ACGAN(AdversarialVariant):
+    def __init__(self, context, config: ACGANConfig):
+        super().__init__(
+            context,
+            config,
+            loss=LossSum(NonSaturating(), AuxiliaryClassification(config.aux_weight)),
+            latent=EmbeddingMultiply(context.num_classes, config.z_dim),
+            heads={"adv": 1, "cls": context.num_classes},
+        )
+
+
+@hookimpl
+def ganbench_register_variants(register):
+    register(
+        VariantSpec(
+            name="acgan",
+            build=ACGAN,
+            config=ACGANConfig,
+            conditional=True,
+            description="auxiliary-classifier GAN: label embedding x z, real/fake + class heads",
+            reference="Odena, Olah & Shlens 2017, arXiv:1610.09585",
+        )
+    )

@@ -1,0 +1,48 @@
+"""Throughput benchmarks (pytest-benchmark). The default test run executes each once as a
+smoke test (--benchmark-disable); measure with:
+
+    python -m pytest tests/benchmarks --benchmark-enable --benchmark-columns=median,iqr,ops
+
+docs/performance.md records the numbers and the machine.
+"""
+
+import pytest
+import torch
+
+from ganbench.builtin_metrics import CLASS_JUDGEMENT, DOMAIN_FIDELITY
+from ganbench.evaluation import Evaluation, generate_samples, run_metrics
+from ganbench.fidelity import InceptionWeights
+from ganbench.testing import batch_source, build_variant
+
+STEPS_PER_ROUND = 10
+
+
+@pytest.mark.parametrize("name", ["dcgan", "cgan", "acgan"])
+def test_train_steps(benchmark, name, fashion):
+    """One round = 10 training steps of batch 64 (640 real images)."""
+    v = build_variant(name, fashion)
+    source = batch_source(v, fashion)
+    v.train(True)
+
+    def steps():
+        for _ in range(STEPS_PER_ROUND):
+            losses = v.train_step(source)
+        return losses
+
+    losses = benchmark.pedantic(steps, rounds=5, warmup_rounds=1)  # runs once under --benchmark-disable
+    assert torch.isfinite(torch.stack(list(losses.values()))).all()
+
+
+def test_evaluation_of_10k_samples(benchmark, fashion, classifier, cache_dir):
+    """Generate 10k samples and compute fid/kid/precision/recall_domain and class metrics."""
+    v = build_variant("cgan", fashion)
+    cpu = torch.device("cpu")
+
+    def evaluate():
+        samples, labels, _ = generate_samples(v, 10_000, 10, True, seed=1)
+        ev = Evaluation("cgan", "generation", samples, labels, fashion, classifier, cpu, cache_dir, False,
+                        lambda: InceptionWeights(None, "not measured"))  # fmt: skip
+        return run_metrics(ev, [DOMAIN_FIDELITY, CLASS_JUDGEMENT])
+
+    result = benchmark.pedantic(evaluate, rounds=3, warmup_rounds=1)
+    assert result.values["fid_domain"] > 0

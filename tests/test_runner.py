@@ -1,0 +1,158 @@
+import json
+import math
+
+import pandas as pd
+import pytest
+
+import ganbench
+from ganbench import columns as C
+from ganbench.config import RunConfig
+from ganbench.errors import UsageError
+from ganbench.plugins import load_registry
+from ganbench.results import CONFIG_JSON, METRICS_CSV, METRICS_PARQUET, PER_CLASS_CSV, SUMMARY_CSV, TRAIN_LOG_CSV
+from conftest import FIXTURES
+
+REQUIRED = [
+    "variant", "dataset", "seed", "eval_index", "step", "images_seen", "train_seconds", "status", "fid_domain",
+    "kid_domain", "precision_domain", "recall_domain", "fid_inception", "class_consistency", "class_coverage",
+    "train_img_per_s", "gen_img_per_s", "peak_mem_mb",
+]  # fmt: skip
+
+
+def test_run_writes_every_table_with_finite_metrics(run_kwargs):
+    result = ganbench.run(variants="dcgan,cgan,acgan", **run_kwargs)
+    out = result.run_dir
+    for name in (METRICS_CSV, METRICS_PARQUET, SUMMARY_CSV, PER_CLASS_CSV, TRAIN_LOG_CSV, CONFIG_JSON):
+        assert (out / name).is_file(), name
+    frame = pd.read_csv(out / METRICS_CSV)
+    assert all(c in frame.columns for c in REQUIRED)
+    assert frame.equals(pd.read_parquet(out / METRICS_PARQUET)) or frame.shape == pd.read_parquet(out / METRICS_PARQUET).shape
+    trained = frame[frame.status == C.STATUS_OK]
+    assert sorted(trained.variant.unique()) == ["acgan", "cgan", "dcgan"]
+    assert len(trained) == 3 * 2  # 3 variants x 2 evaluation points
+    assert trained.fid_domain.notna().all() and (trained.fid_domain > 0).all()
+    assert trained.groupby("variant").step.max().tolist() == [20, 20, 20]
+    assert (trained.images_seen == trained.step * 64).all()
+    assert trained[trained.variant != "dcgan"].class_consistency.between(0, 1).all()
+    assert trained[trained.variant == "dcgan"].class_consistency.isna().all()
+    assert trained.class_coverage.between(0, 1).all()
+    assert (trained.train_img_per_s > 0).all() and (trained.gen_img_per_s > 0).all() and (trained.peak_mem_mb > 0).all()
+    # fid_inception cannot download its weights here: NaN with the reason in the note
+    final = trained[trained.eval_index == 2]
+    assert final.fid_inception.isna().all() and final.note.str.contains("fid_inception").all()
+    # the real-data reference row sits in the same table
+    ref = frame[frame.variant == C.REAL_DATA].iloc[0]
+    assert ref.status == C.STATUS_REFERENCE and ref.fid_domain < trained.fid_domain.min()
+    # per-class table: one row per class per conditional evaluation
+    per_class = pd.read_csv(out / PER_CLASS_CSV)
+    assert len(per_class[per_class.variant == "cgan"]) == 2 * 10
+    assert per_class.class_name.iloc[0] == "T-shirt/top"
+    # summary: one row per variant, mean over seeds
+    summary = pd.read_csv(out / SUMMARY_CSV)
+    assert summary.variant.tolist() == [C.REAL_DATA, "dcgan", "cgan", "acgan"]
+    cgan = summary.set_index("variant").loc["cgan"]
+    assert cgan.fid_domain_mean == pytest.approx(final.set_index("variant").loc["cgan"].fid_domain)
+    for variant in ("dcgan", "cgan", "acgan"):
+        assert (out / "samples" / f"{variant}-seed0.png").is_file()
+        assert (out / "checkpoints" / f"{variant}-seed0.pt").is_file()
+    config = json.loads((out / CONFIG_JSON).read_text())
+    assert config["run"]["budget"] == "20steps" and config["variants"]["cgan"]["config"]["lr_g"] == 2e-4
+    assert config["classifier"]["test_accuracy"] >= 0.91 and config["environment"]["torch"]
+
+
+def test_two_runs_with_the_same_seed_and_a_steps_budget_give_identical_tables(run_kwargs, tmp_path):
+    frames = []
+    for name in ("a", "b"):
+        kwargs = {**run_kwargs, "out": tmp_path / name, "checkpoints": False, "seeds": "0,1"}
+        frames.append(ganbench.run(variants="cgan,acgan", **kwargs).metrics)
+    a, b = (f.drop(columns=list(C.TIMING_COLUMNS)) for f in frames)
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) == 1 + 2 * 2 * 2
+    # and different seeds give different results
+    cgan = a[a.variant == "cgan"].set_index(["seed", "eval_index"]).fid_domain
+    assert cgan.loc[(0, 2)] != cgan.loc[(1, 2)]
+
+
+def test_rerun_from_config_json_gives_the_same_table(run_kwargs, tmp_path):
+    first = ganbench.run(variants="cgan", **{**run_kwargs, "checkpoints": False})
+    config = json.loads((first.run_dir / CONFIG_JSON).read_text())["run"]
+    config["out"] = str(tmp_path / "again")
+    second = ganbench.run(RunConfig.from_mapping(config))
+    drop = list(C.TIMING_COLUMNS)
+    pd.testing.assert_frame_equal(first.metrics.drop(columns=drop), second.metrics.drop(columns=drop))
+
+
+def test_a_diverging_variant_ends_cleanly_and_the_others_finish(run_kwargs):
+    registry = load_registry([FIXTURES / "plugin_nan.py"])
+    result = ganbench.run(variants="nan-gan,cgan", set={"nan-gan": {"nan_at": 3}}, registry=registry, **run_kwargs)
+    frame = result.metrics
+    nan = frame[frame.variant == "nan-gan"]
+    assert nan.status.tolist() == [C.STATUS_DIVERGED] and nan.step.tolist() == [3]
+    assert "non-finite loss at step 3" in nan.note.iloc[0]
+    cgan = frame[frame.variant == "cgan"]
+    assert cgan.status.tolist() == [C.STATUS_OK, C.STATUS_OK] and cgan.fid_domain.notna().all()
+    assert result.summary.set_index("variant").loc["nan-gan", "status"] == "diverged"
+
+
+def test_a_failing_variant_is_recorded_and_the_others_finish(run_kwargs, tmp_path):
+    plugin = tmp_path / "failing.py"
+    plugin.write_text(
+        "from ganbench import VariantSpec, hookimpl\n"
+        "from ganbench_plugins.dcgan import DCGAN\n"
+        "from ganbench.adversarial import GANConfig\n"
+        "class Failing(DCGAN):\n"
+        "    def train_step(self, data):\n"
+        "        raise RuntimeError('out of cheese')\n"
+        "@hookimpl\n"
+        "def ganbench_register_variants(register):\n"
+        "    register(VariantSpec('failing', Failing, GANConfig))\n"
+    )
+    result = ganbench.run(variants="failing,dcgan", plugin=[plugin], **run_kwargs)
+    by_variant = result.metrics.set_index("variant")
+    assert by_variant.loc["failing", "status"] == C.STATUS_FAILED
+    assert "RuntimeError: out of cheese" in by_variant.loc["failing", "note"]
+    assert (result.metrics[result.metrics.variant == "dcgan"].status == C.STATUS_OK).all()
+
+
+def test_plugins_through_every_hook_run_end_to_end(run_kwargs):
+    result = ganbench.run(
+        variants="linear", plugin=[FIXTURES / "plugin_all_hooks.py"], **{**run_kwargs, "dataset": "fashion-mnist-tiny"}
+    )
+    frame = result.metrics
+    row = frame[frame.variant == "linear"].iloc[-1]
+    assert row.dataset == "fashion-mnist-tiny" and row.status == C.STATUS_OK
+    assert "mean_intensity" in frame.columns and 0 < row.mean_intensity < 1
+    assert math.isfinite(row.fid_domain)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"variants": "cgan,nope"}, "unknown variant 'nope'; accepted: acgan, cgan, dcgan"),
+        ({"variants": ""}, "no variants given"),
+        ({"variants": "cgan", "dataset": "cifar"}, "unknown dataset 'cifar'"),
+        ({"variants": "cgan", "set": ["cgan.lr=1"]}, "cgan has no setting 'lr'"),
+        ({"variants": "cgan", "set": ["dcgan.lr_g=1"]}, "not in --variants"),
+        ({"variants": "cgan", "metrics": "fid"}, "unknown metric 'fid'; accepted: class-consistency"),
+        ({"variants": "cgan", "device": "tpu"}, "device 'tpu'"),
+    ],
+)
+def test_bad_input_fails_before_anything_is_computed(kwargs, message, run_kwargs):
+    with pytest.raises(UsageError) as err:
+        ganbench.run(**{**run_kwargs, **kwargs})
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not run_kwargs["out"].exists()
+
+
+def test_an_existing_run_is_never_overwritten(run_kwargs):
+    ganbench.run(variants="dcgan", **{**run_kwargs, "metrics": "class-consistency"})
+    before = (run_kwargs["out"] / METRICS_CSV).read_bytes()
+    with pytest.raises(UsageError, match="already holds a run"):
+        ganbench.run(variants="cgan", **run_kwargs)
+    assert (run_kwargs["out"] / METRICS_CSV).read_bytes() == before
+
+
+def test_metric_selection(run_kwargs):
+    frame = ganbench.run(variants="cgan", **{**run_kwargs, "metrics": "class-consistency"}).metrics
+    ok = frame[frame.status == C.STATUS_OK]
+    assert ok.class_consistency.notna().all() and ok.fid_domain.isna().all()
