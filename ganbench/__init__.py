@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Variant": "ganbench.variant",
     "GenerativeVariant": "ganbench.variant",
+    "SuperResolutionVariant": "ganbench.variant",
     "VariantContext": "ganbench.variant",
     "Batch": "ganbench.data",
     "BatchSource": "ganbench.data",
@@ -52,7 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ganbench.errors import UsageError
     from ganbench.evaluation import Evaluation, MetricValues
     from ganbench.runner import run
-    from ganbench.variant import GenerativeVariant, Variant, VariantContext
+    from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant, VariantContext
 
 
 def __getattr__(name: str) -> Any:

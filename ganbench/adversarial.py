@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ganbench.conditioning import ImageConditioning, LatentConditioning
-from ganbench.data import BatchSource
+from ganbench.data import Batch, BatchSource
 from ganbench.losses import GANLoss
 from ganbench.networks import ConditionalGenerator, DCGANGenerator, DCGANTrunk, Discriminator, dcgan_init
 from ganbench.variant import GenerativeVariant, VariantContext
@@ -96,6 +96,11 @@ class AdversarialVariant(GenerativeVariant):
             return None
         return torch.randint(0, self.context.num_classes, (n,), device=self.device)
 
+    def fake_labels(self, real: Batch) -> torch.Tensor | None:
+        """Labels the fakes of a critic step are generated with: uniformly random classes
+        (None when unconditional). Override to pair fakes with the real batch's labels."""
+        return self.sample_labels(len(real))
+
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return self.generator(z, labels)
 
@@ -103,11 +108,10 @@ class AdversarialVariant(GenerativeVariant):
         G, D = self.generator, self.discriminator
         for i in range(self.critic_steps):
             real = data.next()
-            n = len(real)
-            fake_labels = self.sample_labels(n)
+            fake_labels = self.fake_labels(real)
             # Only the last critic step's fakes feed the generator update; keep their graph.
             with torch.set_grad_enabled(i == self.critic_steps - 1):
-                fake = G(self.sample_latent(n), fake_labels)
+                fake = G(self.sample_latent(len(real)), fake_labels)
             real_in = D.condition(real.images, real.labels)
             fake_in = D.condition(fake.detach(), fake_labels)
             d_loss = self.loss.d_loss(D.score(real_in), D.score(fake_in), real.labels, fake_labels)

@@ -8,7 +8,7 @@ from ganbench import columns as C
 from ganbench.class_metrics import class_consistency, class_coverage
 from ganbench.evaluation import Evaluation, MetricValues
 from ganbench.hookspecs import hookimpl
-from ganbench.specs import TASKS, MetricSpec
+from ganbench.specs import TASK_SUPER_RESOLUTION, TASKS, MetricSpec
 
 
 def _real_cache_name(ev: Evaluation) -> str:
@@ -45,6 +45,14 @@ def compute_classes(ev: Evaluation) -> MetricValues:
     )
 
 
+def compute_superres(ev: Evaluation) -> dict[str, float]:
+    from ganbench.superres import psnr, ssim
+
+    if ev.reference is None:
+        raise ValueError("super-resolution metrics need the high-resolution references")
+    return {C.PSNR: psnr(ev.samples, ev.reference).mean().item(), C.SSIM: ssim(ev.samples, ev.reference).mean().item()}
+
+
 DOMAIN_FIDELITY = MetricSpec(
     name="domain-fidelity",
     columns=(C.FID_DOMAIN, C.KID_DOMAIN, C.PRECISION_DOMAIN, C.RECALL_DOMAIN),
@@ -69,7 +77,16 @@ CLASS_JUDGEMENT = MetricSpec(
 )
 
 
+SUPERRES_FIDELITY = MetricSpec(
+    name="sr-fidelity",
+    columns=(C.PSNR, C.SSIM),
+    compute=compute_superres,
+    tasks=frozenset({TASK_SUPER_RESOLUTION}),
+    description="PSNR (dB) and SSIM of the upscaled test images against the originals",
+)
+
+
 @hookimpl
 def ganbench_register_metrics(register):
-    for spec in (DOMAIN_FIDELITY, INCEPTION_FID, CLASS_JUDGEMENT):
+    for spec in (DOMAIN_FIDELITY, INCEPTION_FID, CLASS_JUDGEMENT, SUPERRES_FIDELITY):
         register(spec)

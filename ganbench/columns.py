@@ -20,6 +20,9 @@ PRECISION_DOMAIN = "precision_domain"
 RECALL_DOMAIN = "recall_domain"
 # torch-fidelity's standard Inception FID; NaN when its weights cannot be had.
 FID_INCEPTION = "fid_inception"
+# Super-resolution: fidelity of the upscaled test images to the originals.
+PSNR = "psnr"
+SSIM = "ssim"
 # Held-out classifier's judgement of the samples.
 CLASS_CONSISTENCY = "class_consistency"
 CLASS_COVERAGE = "class_coverage"
@@ -41,12 +44,15 @@ STATUS_FAILED = "failed"
 STATUS_INTERRUPTED = "interrupted"
 STATUS_REFERENCE = "reference"  # a row of real data or a baseline, not a trained variant
 
-# The real-data reference row: the train split scored like a variant's samples.
+# Reference rows: the train split scored like a variant's samples; the bicubic baseline of
+# super-resolution (name + scale, e.g. "bicubic-x2").
 REAL_DATA = "real-data"
+BICUBIC = "bicubic"
 
 ID_COLUMNS = (VARIANT, DATASET, SEED, EVAL_INDEX, STEP, IMAGES_SEEN, TRAIN_SECONDS, CRITIC_STEPS, STATUS)
 METRIC_COLUMNS = (
     FID_DOMAIN, KID_DOMAIN, PRECISION_DOMAIN, RECALL_DOMAIN, FID_INCEPTION, CLASS_CONSISTENCY, CLASS_COVERAGE,
+    PSNR, SSIM,
 )  # fmt: skip
 COST_COLUMNS = (TRAIN_IMG_PER_S, GEN_IMG_PER_S, PEAK_MEM_MB, EVAL_SECONDS)
 # Columns that measure the machine rather than the model: they differ between identical runs.

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 import torch
 
 from ganbench.classifier import HeldOutClassifier
-from ganbench.data import DatasetSplits, to_uint8
+from ganbench.data import DatasetSplits, to_float, to_uint8
 from ganbench.specs import TASK_GENERATION, MetricSpec
 from ganbench.variant import GenerativeVariant
 
@@ -53,7 +53,8 @@ class Evaluation:
         device: where to compute.
         cache_dir: where a metric may cache what does not change between evaluations.
         final: whether this is the run's last evaluation point.
-        inception: the Inception weights, resolved on first use (``inception_weights()``).
+        inception_weights: the Inception weights, resolved on first use.
+        reference: for super-resolution, the high-resolution targets of ``samples`` (uint8).
     """
 
     variant: str
@@ -66,6 +67,7 @@ class Evaluation:
     cache_dir: Path
     final: bool
     inception_weights: Callable[[], InceptionWeights]
+    reference: torch.Tensor | None = None
     _predicted: torch.Tensor | None = field(default=None, repr=False)
 
     @property
@@ -141,6 +143,24 @@ def generate_samples(
         for m, mode in zip(variant.networks().values(), was_training):
             m.train(mode)
     return samples.cpu(), None if labels is None else labels.cpu(), rate
+
+
+@torch.no_grad()
+def upscale_samples(
+    upscale: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, scale: int, device: torch.device
+) -> tuple[torch.Tensor, float]:
+    """Degrade uint8 high-resolution ``images`` with :func:`ganbench.superres.downsample` and
+    upscale them back with ``upscale``: uint8 results on the CPU and images per second."""
+    from ganbench.superres import downsample
+
+    _sync(device)
+    start = time.perf_counter()
+    chunks = [
+        to_uint8(upscale(downsample(to_float(chunk.to(device)), scale))) for chunk in images.split(GENERATE_CHUNK)
+    ]
+    _sync(device)
+    rate = len(images) / max(time.perf_counter() - start, 1e-9)
+    return torch.cat(chunks).cpu(), rate
 
 
 def _sync(device: torch.device) -> None:

@@ -4,7 +4,7 @@ others by :class:`LossSum`; the plain functions serve code outside that composit
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol
+from typing import Callable, Mapping, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -67,3 +67,47 @@ class LossSum:
 
     def g_loss(self, fake, fake_labels):
         return sum(t.g_loss(fake, fake_labels) for t in self.terms)
+
+
+def wasserstein_d_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Critic loss: the negated estimate of the Wasserstein-1 distance, E[f(fake)] - E[f(real)]."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def wasserstein_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    return -fake_scores.mean()
+
+
+class Wasserstein:
+    """WGAN loss (Arjovsky et al. 2017) on head ``adv``, read as an unbounded critic score."""
+
+    def d_loss(self, real, fake, real_labels, fake_labels):
+        return wasserstein_d_loss(real["adv"], fake["adv"])
+
+    def g_loss(self, fake, fake_labels):
+        return wasserstein_g_loss(fake["adv"])
+
+
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    weight: float = 10.0,
+) -> torch.Tensor:
+    """WGAN-GP's penalty (Gulrajani et al. 2017): ``weight * E[(||grad critic(x_hat)|| - 1)^2]``
+    at random interpolates ``x_hat`` of real and fake inputs, the gradient norm taken over
+    every input channel (label channels included, when the critic's input has them)."""
+    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return weight * (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+
+
+class GradientPenalty:
+    """:func:`gradient_penalty` as a penalty part of :class:`ganbench.adversarial.AdversarialVariant`."""
+
+    def __init__(self, weight: float = 10.0) -> None:
+        self.weight = weight
+
+    def __call__(self, critic, real, fake):
+        return gradient_penalty(critic, real, fake, self.weight)

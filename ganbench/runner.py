@@ -6,6 +6,7 @@ that, a run that fails, diverges or is interrupted keeps every row written befor
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import logging
@@ -18,6 +19,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 import ganbench
 from ganbench import columns as C
@@ -25,20 +27,22 @@ from ganbench.classifier import HeldOutClassifier, load_or_train
 from ganbench.config import DEVICES, RunConfig, default_cache_dir, variant_config
 from ganbench.data import BatchSource, DataRequest, DatasetSplits
 from ganbench.errors import UsageError
-from ganbench.evaluation import EvalResult, Evaluation, applicable, generate_samples, run_metrics
+from ganbench.evaluation import EvalResult, Evaluation, applicable, generate_samples, run_metrics, upscale_samples
 from ganbench.fidelity import InceptionWeights, resolve_inception_weights
 from ganbench.plugins import Registry, load_registry
 from ganbench.progress import Progress
 from ganbench.results import CHECKPOINTS_DIR, SAMPLES_DIR, METRICS_CSV, ResultsWriter, format_summary, save_sample_grid
 from ganbench.seeding import seed_everything
-from ganbench.specs import TASK_GENERATION, DatasetSpec, MetricSpec, VariantSpec
+from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, DatasetSpec, MetricSpec, VariantSpec
+from ganbench.superres import bicubic
 from ganbench.trainer import Outcome, RunState, Trainer
-from ganbench.variant import GenerativeVariant, VariantContext
+from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant, VariantContext
 
 log = logging.getLogger(__name__)
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation latents: same for every variant, apart from training's RNG
 GRID_PER_CLASS = 10
+NOT_HELD_OUT = "trained with the held-out classifier's features: its metrics are not held out for this run"
 SUMMARY_METRICS = (C.FID_DOMAIN, C.KID_DOMAIN, C.CLASS_CONSISTENCY, C.CLASS_COVERAGE, C.FID_INCEPTION, C.TRAIN_IMG_PER_S)
 
 
@@ -155,6 +159,23 @@ def environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
+class WatchedFeatures:
+    """The held-out classifier's feature map, frozen on the training device, handed to variants
+    through their context; it records whether a variant used it (see NOT_HELD_OUT)."""
+
+    def __init__(self, classifier: HeldOutClassifier, device: torch.device) -> None:
+        self._classifier = classifier
+        self._device = device
+        self._net: torch.nn.Module | None = None
+        self.used = False
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if self._net is None:  # a copy: nothing a variant does reaches the judge's weights
+            self._net = copy.deepcopy(self._classifier.net).to(self._device).eval().requires_grad_(False)
+        self.used = True
+        return self._net.features(images)
+
+
 class _Session:
     """The state shared by every run of one ``ganbench run``: data, classifier, writer."""
 
@@ -176,7 +197,15 @@ class _Session:
                 log.warning("fid_inception will be NaN: %s", self._inception.reason)
         return self._inception
 
-    def evaluate(self, name: str, task: str, samples: torch.Tensor, labels: torch.Tensor | None, final: bool) -> EvalResult:
+    def evaluate(
+        self,
+        name: str,
+        task: str,
+        samples: torch.Tensor,
+        labels: torch.Tensor | None,
+        final: bool,
+        reference: torch.Tensor | None = None,
+    ) -> EvalResult:
         evaluation = Evaluation(
             variant=name,
             task=task,
@@ -188,6 +217,7 @@ class _Session:
             cache_dir=self.plan.cache_dir,
             final=final,
             inception_weights=self.inception_weights,
+            reference=reference,
         )
         return run_metrics(evaluation, applicable(self.plan.metrics, task))
 
@@ -223,18 +253,53 @@ class _Session:
         idx = torch.randperm(self.splits.train_images.shape[0], generator=torch.Generator().manual_seed(0))[:n]
         samples, labels = self.splits.train_images[idx], self.splits.train_labels[idx]
         result = self.evaluate(C.REAL_DATA, TASK_GENERATION, samples, labels, final=True)
-        row = self.row(C.REAL_DATA, -1, RunState(images_seen=0), C.STATUS_REFERENCE, 0, f"{n} train-split images")
+        row = self.row(C.REAL_DATA, -1, RunState(), C.STATUS_REFERENCE, 0, f"{n} train-split images")
         self.add(row, result)
-        log.info("real-data reference: %s", _brief(result.values))
+        log.info("%s reference: %s", C.REAL_DATA, _brief(result.values))
+
+    def sr_targets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The high-resolution test images (and labels) every super-resolution evaluation uses."""
+        n = min(self.plan.config.eval_samples, self.splits.test_images.shape[0])
+        return self.splits.test_images[:n], self.splits.test_labels[:n]
+
+    def bicubic(self, scale: int) -> None:
+        """The bicubic baseline row of super-resolution, scored like a variant."""
+        name = f"{C.BICUBIC}-x{scale}"
+        targets, labels = self.sr_targets()
+        samples, rate = upscale_samples(lambda lowres: bicubic(lowres, scale), targets, scale, self.plan.device)
+        result = self.evaluate(name, TASK_SUPER_RESOLUTION, samples, labels, final=True, reference=targets)
+        row = self.row(name, -1, RunState(), C.STATUS_REFERENCE, 0, f"{len(targets)} test images, area-downsampled x{scale}")
+        row[C.GEN_IMG_PER_S] = rate
+        self.add(row, result)
+        log.info("%s reference: %s", name, _brief(result.values))
+
+    def produce(self, variant: Variant, spec: VariantSpec, seed: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, float]:
+        """What an evaluation point scores: samples, their labels, references, images/s."""
+        if isinstance(variant, SuperResolutionVariant):
+            targets, labels = self.sr_targets()
+            was_training = [m.training for m in variant.networks().values()]
+            variant.train(False)
+            try:
+                samples, rate = upscale_samples(variant.upscale, targets, variant.scale, self.plan.device)
+            finally:
+                for m, mode in zip(variant.networks().values(), was_training):
+                    m.train(mode)
+            return samples, labels, targets, rate
+        samples, labels, rate = generate_samples(
+            variant, self.plan.config.eval_samples, self.splits.num_classes, spec.conditional, seed + EVAL_SEED_OFFSET
+        )
+        return samples, labels, None, rate
 
     def train_one(self, planned: PlannedVariant, seed: int) -> Outcome:
         plan, spec = self.plan, planned.spec
         label = f"{spec.name} seed {seed}"
         seed_everything(seed)
-        context = VariantContext(self.splits.image_shape, self.splits.num_classes, plan.device)
+        features = WatchedFeatures(self.classifier, plan.device)
+        context = VariantContext(self.splits.image_shape, self.splits.num_classes, plan.device, features)
         variant = spec.build(context, planned.config)
-        if not isinstance(variant, GenerativeVariant):
-            raise TypeError(f"{spec.name} builds a {type(variant).__name__}, not a ganbench.GenerativeVariant")
+        expected = SuperResolutionVariant if spec.task == TASK_SUPER_RESOLUTION else GenerativeVariant
+        if not isinstance(variant, expected):
+            raise TypeError(f"{spec.name} builds a {type(variant).__name__}, not a ganbench.{expected.__name__}")
         source = BatchSource(self.train_images, self.train_labels, variant.batch_size, seed)
         progress = Progress(label, plan.config.budget)
         checkpoint = plan.run_dir / CHECKPOINTS_DIR / f"{spec.name}-seed{seed}.pt" if plan.config.checkpoints else None
@@ -244,11 +309,10 @@ class _Session:
             self.writer.add_log(spec.name, seed, point.step, point.images_seen, point.train_seconds, point.losses)
 
         def on_eval(state: RunState, final: bool) -> None:
-            samples, labels, rate = generate_samples(
-                variant, plan.config.eval_samples, self.splits.num_classes, spec.conditional, seed + EVAL_SEED_OFFSET
-            )
-            result = self.evaluate(spec.name, spec.task, samples, labels, final)
-            row = self.row(spec.name, seed, state, C.STATUS_OK, variant.critic_steps)
+            samples, labels, reference, rate = self.produce(variant, spec, seed)
+            result = self.evaluate(spec.name, spec.task, samples, labels, final, reference)
+            note = NOT_HELD_OUT if features.used else ""
+            row = self.row(spec.name, seed, state, C.STATUS_OK, variant.critic_steps, note)
             row[C.GEN_IMG_PER_S] = rate
             self.add(row, result)
             progress.message(f"{label}: eval {state.eval_index} at step {state.step}: {_brief(result.values)}")
@@ -275,14 +339,28 @@ class _Session:
             self.add(self.row(spec.name, seed, outcome.state, outcome.status, variant.critic_steps, outcome.note), None)
         return outcome
 
-    def save_grid(self, variant: GenerativeVariant, spec: VariantSpec, seed: int) -> None:
+    def save_grid(self, variant: Variant, spec: VariantSpec, seed: int) -> None:
+        path = self.plan.run_dir / SAMPLES_DIR / f"{spec.name}-seed{seed}.png"
+        if isinstance(variant, SuperResolutionVariant):  # rows: input, bicubic, output, original
+            targets = self.splits.test_images[:GRID_PER_CLASS]
+            scale, device = variant.scale, self.plan.device
+            nearest, _ = upscale_samples(lambda x: F.interpolate(x, scale_factor=scale, mode="nearest"), targets, scale, device)
+            cubic, _ = upscale_samples(lambda x: bicubic(x, scale), targets, scale, device)
+            variant.train(False)
+            try:
+                ours, _ = upscale_samples(variant.upscale, targets, scale, device)
+            finally:
+                variant.train(True)
+            rows = (f"input 1/{scale}", "bicubic", spec.name, "original")
+            save_sample_grid(path, torch.cat([nearest, cubic, ours, targets]), GRID_PER_CLASS, rows)
+            return
         k = self.splits.num_classes
         samples, labels, _ = generate_samples(variant, k * GRID_PER_CLASS, k, spec.conditional, seed + EVAL_SEED_OFFSET + 1)
         rows: Sequence[str] = ()
         if labels is not None:  # one row per class
             samples = samples[torch.argsort(labels, stable=True)]
             rows = self.splits.class_names
-        save_sample_grid(self.plan.run_dir / SAMPLES_DIR / f"{spec.name}-seed{seed}.png", samples, GRID_PER_CLASS, rows)
+        save_sample_grid(path, samples, GRID_PER_CLASS, rows)
 
 
 def _brief(values: dict[str, float]) -> str:
@@ -311,7 +389,11 @@ def run(config: RunConfig | None = None, *, registry: Registry | None = None, **
     log.info("run directory: %s", plan.run_dir)
     session = _Session(plan, splits, classifier, writer)
     try:
-        session.reference()
+        tasks = {p.spec.task for p in plan.variants}
+        if TASK_GENERATION in tasks:
+            session.reference()
+        for scale in sorted({getattr(p.config, "scale", 2) for p in plan.variants if p.spec.task == TASK_SUPER_RESOLUTION}):
+            session.bicubic(scale)
         for planned in plan.variants:
             for seed in config.seeds:
                 session.train_one(planned, seed)

@@ -23,8 +23,8 @@ import torch
 from ganbench.config import default_cache_dir, variant_config
 from ganbench.data import BatchSource, DataRequest, DatasetSplits
 from ganbench.plugins import Registry, load_registry
-from ganbench.specs import VariantSpec
-from ganbench.variant import GenerativeVariant, Variant, VariantContext
+from ganbench.specs import TASK_SUPER_RESOLUTION, VariantSpec
+from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant, VariantContext
 
 
 @functools.lru_cache(maxsize=4)
@@ -117,6 +117,22 @@ def check_labels_honoured(variant: GenerativeVariant) -> None:
     assert bool((diffs > 1e-6).all()), "the same latent with different labels gives the same image: labels are ignored"
 
 
+@torch.no_grad()
+def check_upscale(variant: SuperResolutionVariant, splits: DatasetSplits | None = None, n: int = 8) -> torch.Tensor:
+    """Upscaled test images have the original shape, are finite and lie in [-1, 1]."""
+    from ganbench.data import to_float
+    from ganbench.superres import downsample
+
+    splits = splits or load_dataset()
+    variant.train(False)
+    targets = to_float(splits.test_images[:n].to(variant.device))
+    out = variant.upscale(downsample(targets, variant.scale))
+    assert tuple(out.shape) == tuple(targets.shape), f"upscale returned {tuple(out.shape)}, expected {tuple(targets.shape)}"
+    assert torch.isfinite(out).all(), "upscale returned non-finite values"
+    assert out.min() >= -1 and out.max() <= 1, "upscale must return images in [-1, 1]"
+    return out
+
+
 def check_variant(
     variant: str | VariantSpec,
     *,
@@ -125,14 +141,18 @@ def check_variant(
     splits: DatasetSplits | None = None,
     device: str | torch.device = "cpu",
 ) -> list[dict[str, float]]:
-    """Every contract check on one variant: build, train ``steps`` steps, generate, and for a
-    conditional variant, honour labels. Returns the training losses."""
+    """Every contract check on one variant: build, train ``steps`` steps, then generate (and
+    for a conditional variant, honour labels) or upscale. Returns the training losses."""
     spec = resolve_spec(variant, plugin_files)
     splits = splits or load_dataset()
     built = build_variant(spec, splits, device=device)
-    assert isinstance(built, GenerativeVariant), f"{spec.name} must build a GenerativeVariant"
+    expected = SuperResolutionVariant if spec.task == TASK_SUPER_RESOLUTION else GenerativeVariant
+    assert isinstance(built, expected), f"{spec.name} must build a {expected.__name__} for task {spec.task!r}"
     assert set(built.networks()) and set(built.optimizers()), "networks() and optimizers() must not be empty"
     losses = check_train_step(built, batch_source(built, splits), steps)
+    if isinstance(built, SuperResolutionVariant):
+        check_upscale(built, splits)
+        return losses
     check_generate(built, spec.conditional)
     if spec.conditional:
         check_labels_honoured(built)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -21,11 +21,18 @@ from ganbench.data import BatchSource
 
 @dataclass(frozen=True)
 class VariantContext:
-    """What a variant is built for: the data's shape and classes, and the device."""
+    """What a variant is built for: the data's shape and classes, and the device.
+
+    ``classifier_features`` maps images in [-1, 1] to the held-out classifier's features (a
+    frozen copy on the device), for variants whose loss is defined in that space (an SRGAN
+    content loss). Using it is recorded: the rows of such a run say that their
+    classifier-based metrics are no longer held out.
+    """
 
     image_shape: tuple[int, int, int]
     num_classes: int
     device: torch.device
+    classifier_features: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 class Variant(abc.ABC):
@@ -96,3 +103,19 @@ class GenerativeVariant(Variant):
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Images in [-1, 1], shape (N, C, H, W), from latents ``z`` and labels (None when
         unconditional). Called under ``torch.no_grad()`` with the networks in eval mode."""
+
+
+class SuperResolutionVariant(Variant):
+    """A variant that maps low-resolution images to high-resolution ones.
+
+    Its training step reads high-resolution batches and makes their inputs with
+    :func:`ganbench.superres.downsample`; the harness evaluates it on the test split degraded
+    the same way, beside the bicubic baseline.
+    """
+
+    scale: int = 2
+
+    @abc.abstractmethod
+    def upscale(self, lowres: torch.Tensor) -> torch.Tensor:
+        """(N, C, H/scale, W/scale) in [-1, 1] -> (N, C, H, W) in [-1, 1]. Called under
+        ``torch.no_grad()`` with the networks in eval mode."""

@@ -64,7 +64,7 @@ def test_run_end_to_end(tmp_path, cache_dir):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["run", "--variants", "nope"], "unknown variant 'nope'; accepted: acgan, cgan, dcgan"),
+        (["run", "--variants", "nope"], "unknown variant 'nope'; accepted: acgan, cgan, cgan-wgangp, dcgan, srgan, wgan, wgan-gp"),
         (["run", "--variants", "cgan", "--budget", "ten"], "budget 'ten' is not understood; accepted:"),
         (["run", "--variants", "cgan", "--set", "cgan.lr_g"], "accepted: VARIANT.KEY=VALUE"),
         (["run", "--variants", "cgan", "--seeds", "x"], "seeds: 'x' is not a seed"),

@@ -40,8 +40,11 @@ def test_plugins_md_worked_example_runs(tmp_path, monkeypatch, run_kwargs):
     assert frame[frame.status == "ok"].mean_intensity.between(0, 1).all()
 
 
-def test_packaging_snippet_names_the_entry_point_group():
+def test_the_walkthrough_quotes_the_example_package():
     text = (DOCS / "plugins.md").read_text()
-    assert "[project.entry-points.ganbench]" in text
-    pyproject = (DOCS.parent / "pyproject.toml").read_text()
-    assert "[project.entry-points.ganbench]" in pyproject
+    example = DOCS.parent / "examples" / "ganbench-lsgan"
+    entry = '[project.entry-points.ganbench]\nlsgan = "ganbench_lsgan"'
+    assert entry in text and entry in (example / "pyproject.toml").read_text()
+    source = (example / "src" / "ganbench_lsgan" / "__init__.py").read_text()
+    for line in ('super().__init__(context, config, loss=LeastSquares())', "def ganbench_register_variants(register):"):
+        assert line in text and line in source

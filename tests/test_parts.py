@@ -93,3 +93,53 @@ def test_dcgan_init():
     dcgan_init(g)
     conv = g.net[4]
     assert abs(conv.weight.std().item() - 0.02) < 0.002 and math.isclose(conv.weight.mean().item(), 0, abs_tol=0.002)
+
+
+# --- Wasserstein losses, the gradient penalty and weight clipping -----------------------------
+
+from ganbench.constraints import WeightClip  # noqa: E402
+from ganbench.losses import GradientPenalty, Wasserstein, gradient_penalty  # noqa: E402
+
+
+def test_wasserstein_losses():
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.0])
+    loss = Wasserstein()
+    assert loss.d_loss({"adv": real}, {"adv": fake}, None, None).item() == -0.5 - 2.0
+    assert loss.g_loss({"adv": fake}, None).item() == 0.5
+
+
+@pytest.mark.parametrize("channels", [1, 11])  # an image; an image with 10 label channels
+def test_gradient_penalty_of_a_linear_critic_equals_its_analytic_value(channels):
+    # f(x) = <w, x> has gradient w everywhere: the penalty is weight * (||w|| - 1)^2 exactly,
+    # with the norm over every input channel, label channels included.
+    torch.manual_seed(0)
+    w = torch.randn(channels, 28, 28, dtype=torch.float64) * 0.01
+    critic = lambda x: (x * w).flatten(1).sum(1)  # noqa: E731
+    real = torch.randn(8, channels, 28, 28, dtype=torch.float64)
+    fake = torch.randn(8, channels, 28, 28, dtype=torch.float64)
+    expected = 10.0 * (w.norm() - 1) ** 2
+    assert gradient_penalty(critic, real, fake, weight=10.0).item() == pytest.approx(expected.item(), rel=1e-12)
+    assert GradientPenalty(2.5)(critic, real, fake).item() == pytest.approx(expected.item() / 4, rel=1e-12)
+
+
+def test_gradient_penalty_of_a_quadratic_critic_at_known_interpolates(monkeypatch):
+    # f(x) = 0.5 ||x||^2 has gradient x: with eps fixed, the penalty is mean (||x_hat|| - 1)^2.
+    real, fake = torch.full((2, 1, 2, 2), 1.0), torch.full((2, 1, 2, 2), -1.0)
+    monkeypatch.setattr(torch, "rand", lambda *shape, **kw: torch.tensor([0.75, 0.5]).view(2, 1, 1, 1))
+    critic = lambda x: 0.5 * x.pow(2).flatten(1).sum(1)  # noqa: E731
+    # x_hat = 0.5 everywhere (norm 1) for eps 0.75; 0 everywhere (norm 0) for eps 0.5
+    assert gradient_penalty(critic, real, fake, weight=1.0).item() == pytest.approx(((1 - 1) ** 2 + (0 - 1) ** 2) / 2)
+
+
+def test_gradient_penalty_reaches_the_critic_weights():
+    critic = torch.nn.Linear(4, 1)
+    penalty = gradient_penalty(lambda x: critic(x).squeeze(1), torch.randn(5, 4), torch.randn(5, 4))
+    penalty.backward()
+    assert critic.weight.grad is not None and critic.weight.grad.abs().sum() > 0
+
+
+def test_weight_clip():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 1))
+    torch.nn.init.normal_(net[0].weight, 0, 1)
+    WeightClip(0.01)(net)
+    assert all(p.abs().max() <= 0.01 for p in net.parameters())

@@ -8,7 +8,7 @@ from ganbench import VariantSpec
 from ganbench.errors import UsageError
 from ganbench.plugins import PLUGINS_ENV, import_plugin_file, load_registry
 
-BUILTIN_VARIANTS = {"dcgan", "cgan", "acgan"}
+BUILTIN_VARIANTS = {"dcgan", "cgan", "acgan", "wgan", "wgan-gp", "cgan-wgangp", "srgan"}
 
 
 def test_builtins_are_found_through_the_entry_point_group(registry):
@@ -121,7 +121,7 @@ def test_a_missing_plugin_file_is_reported(tmp_path):
 
 
 def test_unknown_names_list_what_is_accepted(registry):
-    with pytest.raises(UsageError, match=r"unknown variant 'nope'; accepted: acgan, cgan, dcgan"):
+    with pytest.raises(UsageError, match=r"unknown variant 'nope'; accepted: acgan, cgan, cgan-wgangp, dcgan, srgan, wgan, wgan-gp"):
         registry.variant("nope")
     with pytest.raises(UsageError, match=r"unknown dataset 'cifar'; accepted: .*fashion-mnist"):
         registry.dataset("cifar")

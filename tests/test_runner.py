@@ -128,7 +128,7 @@ def test_plugins_through_every_hook_run_end_to_end(run_kwargs):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"variants": "cgan,nope"}, "unknown variant 'nope'; accepted: acgan, cgan, dcgan"),
+        ({"variants": "cgan,nope"}, "unknown variant 'nope'; accepted: acgan, cgan, cgan-wgangp, dcgan, srgan, wgan, wgan-gp"),
         ({"variants": ""}, "no variants given"),
         ({"variants": "cgan", "dataset": "cifar"}, "unknown dataset 'cifar'"),
         ({"variants": "cgan", "set": ["cgan.lr=1"]}, "cgan has no setting 'lr'"),
@@ -156,3 +156,31 @@ def test_metric_selection(run_kwargs):
     frame = ganbench.run(variants="cgan", **{**run_kwargs, "metrics": "class-consistency"}).metrics
     ok = frame[frame.status == C.STATUS_OK]
     assert ok.class_consistency.notna().all() and ok.fid_domain.isna().all()
+
+
+def test_super_resolution_run_reports_the_bicubic_baseline_beside_it(run_kwargs):
+    result = ganbench.run(variants="srgan", **{**run_kwargs, "budget": "15steps", "evals": 1})
+    frame = result.metrics.set_index("variant")
+    baseline, srgan = frame.loc["bicubic-x2"], frame.loc["srgan"]
+    assert baseline.status == C.STATUS_REFERENCE and srgan.status == C.STATUS_OK
+    for row in (baseline, srgan):
+        for column in ("psnr", "ssim", "fid_domain", "class_consistency"):
+            assert math.isfinite(row[column]), column
+        assert 0 < row.ssim <= 1 and 0 <= row.class_consistency <= 1
+    assert baseline.psnr > 15  # dB; a 15-step SRGAN is still far below it, the 3-minute one above
+    assert C.REAL_DATA not in frame.index  # no generation variant: no real-data row
+    assert (result.run_dir / "samples" / "srgan-seed0.png").is_file()
+
+
+def test_classifier_content_loss_is_flagged_as_not_held_out(run_kwargs):
+    result = ganbench.run(variants="srgan", set={"srgan": {"content": "classifier"}}, **{**run_kwargs, "evals": 1})
+    row = result.metrics.set_index("variant").loc["srgan"]
+    assert row.status == C.STATUS_OK and "not held out" in row.note
+
+
+def test_critic_steps_are_recorded_and_budgets_count_generator_steps(run_kwargs):
+    frame = ganbench.run(variants="wgan,dcgan", **{**run_kwargs, "budget": "4steps", "evals": 1}).metrics
+    by_variant = frame.set_index("variant")
+    assert by_variant.loc["wgan", "step"] == by_variant.loc["dcgan", "step"] == 4
+    assert by_variant.loc["wgan", "critic_steps"] == 5 and by_variant.loc["dcgan", "critic_steps"] == 1
+    assert by_variant.loc["wgan", "images_seen"] == 4 * 5 * 64 and by_variant.loc["dcgan", "images_seen"] == 4 * 64

@@ -5,18 +5,20 @@ import torch
 
 from ganbench.testing import batch_source, build_variant, check_variant
 
-VARIANTS = ["dcgan", "cgan", "acgan"]
+VARIANTS = ["dcgan", "cgan", "acgan", "wgan", "wgan-gp", "cgan-wgangp", "srgan"]
 
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_variant_passes_the_contract_checks(name, fashion):
     losses = check_variant(name, steps=3, splits=fashion)
-    assert len(losses) == 3 and set(losses[0]) == {"d_loss", "g_loss"}
+    expected = {"d_loss", "g_loss", "content_loss"} if name == "srgan" else {"d_loss", "g_loss"}
+    assert len(losses) == 3 and set(losses[0]) == expected
 
 
-def test_conditional_flags(registry):
-    assert not registry.variant("dcgan").conditional
-    assert registry.variant("cgan").conditional and registry.variant("acgan").conditional
+def test_conditional_flags_and_tasks(registry):
+    conditional = {name for name in VARIANTS if registry.variant(name).conditional}
+    assert conditional == {"cgan", "acgan", "cgan-wgangp"}
+    assert {name for name in VARIANTS if registry.variant(name).task == "super-resolution"} == {"srgan"}
 
 
 def test_cgan_feeds_labels_to_both_networks(fashion):
@@ -64,3 +66,69 @@ def test_same_seed_same_training(fashion):
         return [v.train_step(source)["g_loss"].item() for _ in range(3)]
 
     assert losses() == losses()
+
+
+def test_wgan_keeps_every_critic_weight_within_the_clip(fashion):
+    v = build_variant("wgan", fashion)
+    assert isinstance(v.opt_d, torch.optim.RMSprop) and v.opt_d.param_groups[0]["lr"] == 5e-5
+    source = batch_source(v, fashion)
+    losses = v.train_step(source)
+    assert all((p.abs() <= torch.tensor(0.01)).all() for p in v.discriminator.parameters())
+    assert source.images_seen == 5 * 64 and v.critic_steps == 5  # one step = one G update after 5 critic updates
+    assert torch.isfinite(losses["d_loss"])
+    v = build_variant("wgan", fashion, overrides={"clip": "0.05", "critic_steps": "2"})
+    source = batch_source(v, fashion)
+    v.train_step(source)
+    clip = torch.tensor(0.05)  # the clip as float32, as the weights are
+    assert source.images_seen == 2 * 64 and all((p.abs() <= clip).all() for p in v.discriminator.parameters())
+
+
+def test_wgan_gp_critic_has_no_batch_norm_and_paper_optimiser(fashion):
+    v = build_variant("wgan-gp", fashion)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in v.discriminator.modules())
+    group = v.opt_d.param_groups[0]
+    assert isinstance(v.opt_d, torch.optim.Adam) and group["lr"] == 1e-4 and group["betas"] == (0.0, 0.9)
+    assert v.critic_steps == 5 and v.penalty.weight == 10.0
+
+
+def test_cgan_wgangp_penalises_through_the_label_channels(fashion, monkeypatch):
+    v = build_variant("cgan-wgangp", fashion)
+    seen = []
+    penalty = v.penalty
+
+    def spy(critic, real, fake):
+        seen.append((real.shape, real[:, 1:], fake[:, 1:]))
+        return penalty(critic, real, fake)
+
+    v.penalty = spy
+    v.train_step(batch_source(v, fashion))
+    assert len(seen) == 5
+    shape, real_planes, fake_planes = seen[0]
+    assert shape[1] == 1 + 10  # image + one-hot label channels
+    assert torch.equal(real_planes, fake_planes)  # fakes are paired with the real labels
+    assert torch.equal(real_planes.sum(1), torch.ones(shape[0], 28, 28))
+
+
+def test_srgan_learns_to_upscale(fashion):
+    from ganbench.evaluation import upscale_samples
+    from ganbench.superres import psnr
+
+    v = build_variant("srgan", fashion)
+    targets = fashion.test_images[:300]
+
+    def score():
+        v.train(False)
+        out, _ = upscale_samples(v.upscale, targets, 2, torch.device("cpu"))
+        v.train(True)
+        return psnr(out, targets).mean().item()
+
+    before = score()
+    source = batch_source(v, fashion)
+    for _ in range(60):
+        v.train_step(source)
+    assert score() > before + 3  # dB
+
+
+def test_srgan_classifier_content_loss_needs_the_features(fashion):
+    with pytest.raises(ValueError, match="classifier"):
+        build_variant("srgan", fashion, overrides={"content": "classifier"})
