@@ -9,8 +9,8 @@ A third-party variant may use it, or implement :class:`ganbench.GenerativeVarian
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import torch
 from torch import nn

@@ -9,6 +9,7 @@ fingerprint and the architecture version. GAN training never sees it. Weights ar
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -151,7 +152,9 @@ def load_or_train(splits: DatasetSplits, cache_dir: Path, device: torch.device) 
             net, state = load_weights_file(path, device)
         except Exception as exc:  # truncated, or written by an incompatible version: train anew
             reason = (str(exc).splitlines() or [""])[0]
-            log.warning("held-out classifier: cannot load %s (%s: %s); training it again", path, type(exc).__name__, reason)
+            log.warning(
+                "held-out classifier: cannot load %s (%s: %s); training it again", path, type(exc).__name__, reason
+            )
         else:
             log.info("held-out classifier: %s (test accuracy %.4f)", path, state["test_accuracy"])
             return HeldOutClassifier(net, path, float(state["test_accuracy"]), splits.name, digest)
@@ -190,3 +193,20 @@ def load_weights_file(path: Path | str, device: torch.device | str = "cpu") -> t
     net = _new_net(tuple(state["image_shape"]), int(state["num_classes"]))
     net.load_state_dict(state["state_dict"])
     return net.to(device).to(memory_format=torch.channels_last).eval(), state
+
+
+class WatchedFeatures:
+    """The held-out classifier's feature map, frozen on the training device, handed to variants
+    through their context; it records whether a variant used it (the runner notes it in every row)."""
+
+    def __init__(self, classifier: HeldOutClassifier, device: torch.device) -> None:
+        self._classifier = classifier
+        self._device = device
+        self._net: torch.nn.Module | None = None
+        self.used = False
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if self._net is None:  # a copy: nothing a variant does reaches the judge's weights
+            self._net = copy.deepcopy(self._classifier.net).to(self._device).eval().requires_grad_(False)
+        self.used = True
+        return self._net.features(images)

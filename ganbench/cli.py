@@ -44,22 +44,57 @@ def cli(verbose: int, quiet: bool) -> None:
 @cli.command()
 @click.option("--variants", metavar="NAME[,NAME...]", help="Variants to train, in order (see `ganbench list`).")
 @click.option("--dataset", metavar="NAME", help="Dataset name [default: fashion-mnist].")
-@click.option("--budget", metavar="BUDGET", help=f"Per variant and seed: 90s, 2m, 2000steps or 60kimg [default: {DEFAULT_BUDGET}].")
+@click.option(
+    "--budget",
+    metavar="BUDGET",
+    help=f"Per variant and seed: 90s, 2m, 2000steps or 60kimg [default: {DEFAULT_BUDGET}].",
+)
 @click.option("--seeds", metavar="SEEDS", help="Seeds, e.g. 0,1,2 or 0-4 [default: 0].")
-@click.option("--out", type=click.Path(path_type=Path), help="Run directory [default: results/<time>-<variants>-<dataset>].")
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Run directory [default: results/<time>-<variants>-<dataset>]."
+)
 @click.option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps [default: auto].")
 @click.option("--eval-samples", type=int, metavar="N", help="Samples per evaluation [default: 10000].")
-@click.option("--evals", type=int, metavar="K", help="Evaluations spread over the budget; the last at its end [default: 3].")
-@click.option("--plugin", "plugin", multiple=True, type=click.Path(path_type=Path), help="A local plugin file (repeatable).")
-@click.option("--set", "set_", multiple=True, metavar="VARIANT.KEY=VALUE", help="Override a variant hyperparameter (repeatable).")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="A TOML file of these options (or a run's config.json).")
+@click.option(
+    "--evals", type=int, metavar="K", help="Evaluations spread over the budget; the last at its end [default: 3]."
+)
+@click.option(
+    "--plugin", "plugin", multiple=True, type=click.Path(path_type=Path), help="A local plugin file (repeatable)."
+)
+@click.option(
+    "--set", "set_", multiple=True, metavar="VARIANT.KEY=VALUE", help="Override a variant hyperparameter (repeatable)."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    help="A TOML file of these options (or a run's config.json).",
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Directory with the dataset's IDX files.")
-@click.option("--download/--no-download", default=None, help="Allow torchvision's download when no local copy is found [default: allow].")
-@click.option("--inception-weights", type=click.Path(path_type=Path), help="torch-fidelity's Inception weights file, for fid_inception.")
+@click.option(
+    "--download/--no-download",
+    default=None,
+    help="Allow torchvision's download when no local copy is found [default: allow].",
+)
+@click.option(
+    "--inception-weights",
+    type=click.Path(path_type=Path),
+    help="torch-fidelity's Inception weights file, for fid_inception.",
+)
 @click.option("--metrics", metavar="NAME[,NAME...]", help="Metrics to compute [default: all for the task].")
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="Classifier, downloads, feature caches [default: $GANBENCH_CACHE or ~/.cache/ganbench].")
-@click.option("--checkpoints/--no-checkpoints", default=None, help="Save each run's full state at every evaluation [default: save].")
-@click.option("--log-every", type=int, metavar="STEPS", help="Steps between loss read-backs from the device [default: 50].")
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    help="Classifier, downloads, feature caches [default: $GANBENCH_CACHE or ~/.cache/ganbench].",
+)
+@click.option(
+    "--checkpoints/--no-checkpoints",
+    default=None,
+    help="Save each run's full state at every evaluation [default: save].",
+)
+@click.option(
+    "--log-every", type=int, metavar="STEPS", help="Steps between loss read-backs from the device [default: 50]."
+)
 def run(config_file: Path | None, set_: tuple[str, ...], plugin: tuple[Path, ...], **options: Any) -> None:
     """Train each variant for each seed under the same budget and evaluate it."""
     values: dict[str, Any] = dict(load_config_file(config_file)) if config_file else {}
@@ -108,7 +143,10 @@ def list_(plugin: tuple[Path, ...]) -> None:
     table("Datasets", [(name, f"[{r.plugin}]", r.spec.description) for name, r in sorted(registry.datasets.items())])
     table(
         "Metrics",
-        [(name, ", ".join(r.spec.columns), f"[{r.plugin}]", r.spec.description) for name, r in sorted(registry.metrics.items())],
+        [
+            (name, ", ".join(r.spec.columns), f"[{r.plugin}]", r.spec.description)
+            for name, r in sorted(registry.metrics.items())
+        ],
     )
     if registry.errors:
         click.echo("Plugin errors:")
@@ -120,7 +158,11 @@ def list_(plugin: tuple[Path, ...]) -> None:
 @click.option("--dataset", default="fashion-mnist", show_default=True, metavar="NAME", help="Dataset name.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Directory with the dataset's IDX files.")
 @click.option("--download/--no-download", default=True, help="Allow torchvision's download [default: allow].")
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="Where a download goes [default: $GANBENCH_CACHE or ~/.cache/ganbench].")
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    help="Where a download goes [default: $GANBENCH_CACHE or ~/.cache/ganbench].",
+)
 def data(dataset: str, data_dir: Path | None, download: bool, cache_dir: Path | None) -> None:
     """Find a dataset (downloading it if allowed and needed) and say where it is."""
     from ganbench.config import default_cache_dir

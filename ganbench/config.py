@@ -9,9 +9,10 @@ import os
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ganbench.budget import Budget
 from ganbench.errors import UsageError
@@ -145,7 +146,9 @@ def _seeds(value: Any) -> tuple[int, ...]:
             elif text:
                 seeds.append(int(text))
         except ValueError:
-            raise UsageError(f"seeds: {text!r} is not a seed; accepted: integers and ranges, e.g. 0,1,2 or 0-4") from None
+            raise UsageError(
+                f"seeds: {text!r} is not a seed; accepted: integers and ranges, e.g. 0,1,2 or 0-4"
+            ) from None
     if any(s < 0 for s in seeds):
         raise UsageError("seeds must be non-negative integers")
     return tuple(dict.fromkeys(seeds))
@@ -231,7 +234,9 @@ def load_config_file(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise UsageError(f"config file {path} does not exist") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}") from None
+        raise UsageError(
+            f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}"
+        ) from None
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a table of keys")
     return data

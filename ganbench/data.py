@@ -40,7 +40,9 @@ class DatasetSplits:
         for split in ("train", "test"):
             images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
             if images.dtype != torch.uint8 or images.dim() != 4:
-                raise ValueError(f"{self.name} {split} images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+                raise ValueError(
+                    f"{self.name} {split} images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+                )
             if labels.dtype != torch.int64 or labels.shape != (images.shape[0],):
                 raise ValueError(f"{self.name} {split} labels must be int64 of shape ({images.shape[0]},)")
 

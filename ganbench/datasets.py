@@ -12,9 +12,9 @@ import gzip
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -152,23 +152,19 @@ def _loader(name: str, torchvision_folder: str, class_names: tuple[str, ...]):
     return load
 
 
+BUILTIN = (
+    # name, torchvision class (its download and folder name), classes, description
+    (
+        "fashion-mnist",
+        "FashionMNIST",
+        FASHION_MNIST_CLASSES,
+        "Zalando Fashion-MNIST: 60k train / 10k test 28x28 grayscale, 10 classes",
+    ),
+    ("mnist", "MNIST", MNIST_CLASSES, "MNIST handwritten digits: 60k train / 10k test 28x28 grayscale, 10 classes"),
+)
+
+
 @hookimpl
 def ganbench_register_datasets(register):
-    register(
-        DatasetSpec(
-            name="fashion-mnist",
-            load=_loader("fashion-mnist", "FashionMNIST", FASHION_MNIST_CLASSES),
-            image_shape=(1, 28, 28),
-            class_names=FASHION_MNIST_CLASSES,
-            description="Zalando Fashion-MNIST: 60k train / 10k test 28x28 grayscale, 10 classes",
-        )
-    )
-    register(
-        DatasetSpec(
-            name="mnist",
-            load=_loader("mnist", "MNIST", MNIST_CLASSES),
-            image_shape=(1, 28, 28),
-            class_names=MNIST_CLASSES,
-            description="MNIST handwritten digits: 60k train / 10k test 28x28 grayscale, 10 classes",
-        )
-    )
+    for name, torchvision_folder, classes, description in BUILTIN:
+        register(DatasetSpec(name, _loader(name, torchvision_folder, classes), (1, 28, 28), classes, description))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -126,9 +127,7 @@ def generate_samples(
     device = variant.device
     gen = torch.Generator(device=device).manual_seed(seed)
     labels = (torch.arange(n, device=device) % num_classes) if conditional else None
-    was_training = [m.training for m in variant.networks().values()]
-    variant.train(False)
-    try:
+    with variant.evaluating():
         _sync(device)
         start = time.perf_counter()
         chunks = []
@@ -139,9 +138,6 @@ def generate_samples(
         samples = torch.cat(chunks)
         _sync(device)
         rate = n / max(time.perf_counter() - start, 1e-9)
-    finally:
-        for m, mode in zip(variant.networks().values(), was_training):
-            m.train(mode)
     return samples.cpu(), None if labels is None else labels.cpu(), rate
 
 
@@ -170,4 +166,3 @@ def _sync(device: torch.device) -> None:
 
 def applicable(metrics: Sequence[MetricSpec], task: str = TASK_GENERATION) -> list[MetricSpec]:
     return [m for m in metrics if task in m.tasks]
-

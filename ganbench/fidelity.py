@@ -170,7 +170,9 @@ def resolve_inception_weights(explicit: Path | None, download: bool = True) -> I
             return InceptionWeights(None, f"--inception-weights {path} is not a file")
         digest = sha256(path)
         if not digest.startswith(INCEPTION_SHA256_PREFIX):
-            return InceptionWeights(None, f"--inception-weights {path} has sha256 {digest[:16]}..., expected {expected}")
+            return InceptionWeights(
+                None, f"--inception-weights {path} has sha256 {digest[:16]}..., expected {expected}"
+            )
         return InceptionWeights(path)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_URL.rsplit("/", 1)[1]
     if cached.is_file():
@@ -178,7 +180,9 @@ def resolve_inception_weights(explicit: Path | None, download: bool = True) -> I
             return InceptionWeights(cached)
         return InceptionWeights(None, f"cached Inception weights {cached} fail the hash check ({expected})")
     if not download:
-        return InceptionWeights(None, "Inception weights not cached and downloads are disabled; pass --inception-weights FILE")
+        return InceptionWeights(
+            None, "Inception weights not cached and downloads are disabled; pass --inception-weights FILE"
+        )
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
@@ -197,7 +201,12 @@ def resolve_inception_weights(explicit: Path | None, download: bool = True) -> I
 
 
 def inception_fid(
-    weights: Path, generated: torch.Tensor, real: torch.Tensor, real_cache_name: str, cache_dir: Path, device: torch.device
+    weights: Path,
+    generated: torch.Tensor,
+    real: torch.Tensor,
+    real_cache_name: str,
+    cache_dir: Path,
+    device: torch.device,
 ) -> float:
     """torch-fidelity's standard Inception FID, grayscale repeated to 3 channels."""
     metrics = torch_fidelity.calculate_metrics(

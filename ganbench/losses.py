@@ -4,7 +4,8 @@ others by :class:`LossSum`; the plain functions serve code outside that composit
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F

@@ -10,7 +10,7 @@ Lucic et al. 2018), with w = 64 by default.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn

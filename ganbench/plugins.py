@@ -14,11 +14,12 @@ import importlib.util
 import logging
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Generic, Iterable, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pluggy
 
@@ -94,8 +95,7 @@ class Registry:
             self.errors.append(
                 PluginError(
                     plugin,
-                    f"{kind} {spec.name!r} is already registered by plugin {first!r}; "
-                    f"kept the one from {first!r}",
+                    f"{kind} {spec.name!r} is already registered by plugin {first!r}; kept the one from {first!r}",
                 )
             )
             return
@@ -165,12 +165,15 @@ def _register_plugin(pm: pluggy.PluginManager, plugin: object, name: str, errors
         errors.append(PluginError(name, f"not registered: {exc}"))
         return
     unknown = [
-        hook for hook in dir(plugin) if hook.startswith("ganbench_") and callable(getattr(plugin, hook, None))
-        and not hasattr(hookspecs, hook)
+        hook
+        for hook in dir(plugin)
+        if hook.startswith("ganbench_") and callable(getattr(plugin, hook, None)) and not hasattr(hookspecs, hook)
     ]
     if unknown:
         errors.append(
-            PluginError(name, f"implements unknown hook(s) {', '.join(unknown)}; known hooks: {', '.join(hook_names())}")
+            PluginError(
+                name, f"implements unknown hook(s) {', '.join(unknown)}; known hooks: {', '.join(hook_names())}"
+            )
         )
 
 
@@ -221,6 +224,7 @@ def collect(pm: pluggy.PluginManager, errors: Iterable[PluginError] = ()) -> Reg
         ("variant", pm.hook.ganbench_register_variants),
     ):
         for impl in hook.get_hookimpls():
+
             def register(spec: Any, _kind: str = kind, _plugin: str = impl.plugin_name) -> None:
                 registry.add(_kind, _plugin, spec)
 
@@ -228,9 +232,7 @@ def collect(pm: pluggy.PluginManager, errors: Iterable[PluginError] = ()) -> Reg
             try:
                 impl.function(**kwargs)
             except Exception as exc:
-                registry.errors.append(
-                    PluginError(impl.plugin_name, f"{hook.name} raised {type(exc).__name__}: {exc}")
-                )
+                registry.errors.append(PluginError(impl.plugin_name, f"{hook.name} raised {type(exc).__name__}: {exc}"))
     return registry
 
 

@@ -43,7 +43,9 @@ class Progress:
             from tqdm import tqdm
 
             unit = {SECONDS: "s", STEPS: "step", KIMG: "kimg"}[budget.kind]
-            self.bar = tqdm(total=budget.amount, desc=label, unit=unit, file=self.stream, leave=True, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=budget.amount, desc=label, unit=unit, file=self.stream, leave=True, dynamic_ncols=True
+            )
 
     def update(self, point: LogPoint) -> None:
         rate = point.images_seen / point.train_seconds if point.train_seconds > 0 else 0.0

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 import torch
@@ -44,7 +45,9 @@ class ResultsWriter:
         self.train_log: list[dict[str, Any]] = []
 
     def write_config(self, config: dict[str, Any]) -> None:
-        _atomic_write(self.run_dir / CONFIG_JSON, lambda p: p.write_text(json.dumps(config, indent=2, default=str) + "\n"))
+        _atomic_write(
+            self.run_dir / CONFIG_JSON, lambda p: p.write_text(json.dumps(config, indent=2, default=str) + "\n")
+        )
 
     def add_row(self, row: dict[str, Any], per_class: dict[str, list[float]], class_names: Sequence[str]) -> None:
         self.rows.append(row)
@@ -62,7 +65,14 @@ class ResultsWriter:
 
     def add_log(self, variant: str, seed: int, step: int, images_seen: int, seconds: float, losses: dict) -> None:
         self.train_log.append(
-            {C.VARIANT: variant, C.SEED: seed, C.STEP: step, C.IMAGES_SEEN: images_seen, C.TRAIN_SECONDS: seconds, **losses}
+            {
+                C.VARIANT: variant,
+                C.SEED: seed,
+                C.STEP: step,
+                C.IMAGES_SEEN: images_seen,
+                C.TRAIN_SECONDS: seconds,
+                **losses,
+            }
         )
 
     def metrics_frame(self) -> pd.DataFrame:
@@ -104,7 +114,12 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     for variant, group in finals.groupby(C.VARIANT, sort=False):
         counts = group[C.STATUS].value_counts()
         status = counts.index[0] if len(counts) == 1 else ", ".join(f"{n} {s}" for s, n in counts.items())
-        row: dict[str, Any] = {C.VARIANT: variant, C.DATASET: group[C.DATASET].iloc[0], "seeds": len(group), C.STATUS: status}
+        row: dict[str, Any] = {
+            C.VARIANT: variant,
+            C.DATASET: group[C.DATASET].iloc[0],
+            "seeds": len(group),
+            C.STATUS: status,
+        }
         for column in numeric:
             values = pd.to_numeric(group[column], errors="coerce")
             row[f"{column}_mean"] = values.mean()
@@ -134,7 +149,9 @@ def format_summary(summary: pd.DataFrame, metrics: Iterable[str]) -> str:
     return "\n".join(rendered)
 
 
-def save_sample_grid(path: Path, images: torch.Tensor, per_row: int, row_labels: Sequence[str] = (), scale: int = 2) -> None:
+def save_sample_grid(
+    path: Path, images: torch.Tensor, per_row: int, row_labels: Sequence[str] = (), scale: int = 2
+) -> None:
     """A PNG grid of uint8 images (N, C, H, W), ``per_row`` per row, each row optionally
     labelled on the left (one row per class for conditional variants)."""
     from PIL import Image, ImageDraw

@@ -6,24 +6,20 @@ that, a run that fails, diverges or is interrupted keeps every row written befor
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import datetime as dt
 import logging
 import math
-import platform
-import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-import ganbench
 from ganbench import columns as C
-from ganbench.classifier import HeldOutClassifier, load_or_train
+from ganbench.classifier import HeldOutClassifier, WatchedFeatures, load_or_train
 from ganbench.config import DEVICES, RunConfig, default_cache_dir, variant_config
 from ganbench.data import BatchSource, DataRequest, DatasetSplits
 from ganbench.errors import UsageError
@@ -31,7 +27,8 @@ from ganbench.evaluation import EvalResult, Evaluation, applicable, generate_sam
 from ganbench.fidelity import InceptionWeights, resolve_inception_weights
 from ganbench.plugins import Registry, load_registry
 from ganbench.progress import Progress
-from ganbench.results import CHECKPOINTS_DIR, SAMPLES_DIR, METRICS_CSV, ResultsWriter, format_summary, save_sample_grid
+from ganbench.provenance import config_record
+from ganbench.results import CHECKPOINTS_DIR, METRICS_CSV, SAMPLES_DIR, ResultsWriter, format_summary, save_sample_grid
 from ganbench.seeding import seed_everything
 from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, DatasetSpec, MetricSpec, VariantSpec
 from ganbench.superres import bicubic
@@ -43,7 +40,9 @@ log = logging.getLogger(__name__)
 EVAL_SEED_OFFSET = 1_000_003  # evaluation latents: same for every variant, apart from training's RNG
 GRID_PER_CLASS = 10
 NOT_HELD_OUT = "trained with the held-out classifier's features: its metrics are not held out for this run"
-SUMMARY_METRICS = (C.FID_DOMAIN, C.KID_DOMAIN, C.CLASS_CONSISTENCY, C.CLASS_COVERAGE, C.FID_INCEPTION, C.TRAIN_IMG_PER_S)
+SUMMARY_METRICS = (
+    C.FID_DOMAIN, C.KID_DOMAIN, C.CLASS_CONSISTENCY, C.CLASS_COVERAGE, C.PSNR, C.SSIM, C.FID_INCEPTION, C.TRAIN_IMG_PER_S,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -97,11 +96,17 @@ def resolve_device(text: str) -> torch.device:
 
 
 def default_run_dir(config: RunConfig, now: dt.datetime | None = None) -> Path:
+    """results/<time>-<variants>-<dataset>, with a suffix if that name is taken already."""
     stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
     short = "-".join(config.variants)
     if len(short) > 40:
         short = f"{short[:37]}-{len(config.variants)}v"
-    return Path("results") / f"{stamp}-{short}-{config.dataset}"
+    base = Path("results") / f"{stamp}-{short}-{config.dataset}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 def plan_run(config: RunConfig, registry: Registry) -> Plan:
@@ -120,7 +125,11 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
     planned = []
     for name in dict.fromkeys(config.variants):
         spec = registry.variant(name)
-        planned.append(PlannedVariant(spec, variant_config(name, spec.config, config.set.get(name, {})), registry.variants[name].plugin))
+        planned.append(
+            PlannedVariant(
+                spec, variant_config(name, spec.config, config.set.get(name, {})), registry.variants[name].plugin
+            )
+        )
     if config.metrics:
         metrics = tuple(registry.metric(name) for name in dict.fromkeys(config.metrics))
     else:
@@ -131,49 +140,6 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
         raise UsageError(f"out {run_dir} already holds a run ({METRICS_CSV}); choose another --out")
     cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
     return Plan(config, dataset, tuple(planned), metrics, device, cache_dir, run_dir)
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    import torch_fidelity
-    import torchvision
-
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    env = {
-        "ganbench": ganbench.__version__,
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "torch_fidelity": torch_fidelity.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-    return env
-
-
-class WatchedFeatures:
-    """The held-out classifier's feature map, frozen on the training device, handed to variants
-    through their context; it records whether a variant used it (see NOT_HELD_OUT)."""
-
-    def __init__(self, classifier: HeldOutClassifier, device: torch.device) -> None:
-        self._classifier = classifier
-        self._device = device
-        self._net: torch.nn.Module | None = None
-        self.used = False
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        if self._net is None:  # a copy: nothing a variant does reaches the judge's weights
-            self._net = copy.deepcopy(self._classifier.net).to(self._device).eval().requires_grad_(False)
-        self.used = True
-        return self._net.features(images)
 
 
 class _Session:
@@ -221,7 +187,9 @@ class _Session:
         )
         return run_metrics(evaluation, applicable(self.plan.metrics, task))
 
-    def row(self, variant: str, seed: int, state: RunState, status: str, critic_steps: int, note: str = "") -> dict[str, Any]:
+    def row(
+        self, variant: str, seed: int, state: RunState, status: str, critic_steps: int, note: str = ""
+    ) -> dict[str, Any]:
         rate = state.images_seen / state.train_seconds if state.train_seconds > 0 else math.nan
         return {
             C.VARIANT: variant,
@@ -268,22 +236,21 @@ class _Session:
         targets, labels = self.sr_targets()
         samples, rate = upscale_samples(lambda lowres: bicubic(lowres, scale), targets, scale, self.plan.device)
         result = self.evaluate(name, TASK_SUPER_RESOLUTION, samples, labels, final=True, reference=targets)
-        row = self.row(name, -1, RunState(), C.STATUS_REFERENCE, 0, f"{len(targets)} test images, area-downsampled x{scale}")
+        row = self.row(
+            name, -1, RunState(), C.STATUS_REFERENCE, 0, f"{len(targets)} test images, area-downsampled x{scale}"
+        )
         row[C.GEN_IMG_PER_S] = rate
         self.add(row, result)
         log.info("%s reference: %s", name, _brief(result.values))
 
-    def produce(self, variant: Variant, spec: VariantSpec, seed: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, float]:
+    def produce(
+        self, variant: Variant, spec: VariantSpec, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, float]:
         """What an evaluation point scores: samples, their labels, references, images/s."""
         if isinstance(variant, SuperResolutionVariant):
             targets, labels = self.sr_targets()
-            was_training = [m.training for m in variant.networks().values()]
-            variant.train(False)
-            try:
+            with variant.evaluating():
                 samples, rate = upscale_samples(variant.upscale, targets, variant.scale, self.plan.device)
-            finally:
-                for m, mode in zip(variant.networks().values(), was_training):
-                    m.train(mode)
             return samples, labels, targets, rate
         samples, labels, rate = generate_samples(
             variant, self.plan.config.eval_samples, self.splits.num_classes, spec.conditional, seed + EVAL_SEED_OFFSET
@@ -319,12 +286,17 @@ class _Session:
             if final:
                 self.save_grid(variant, spec, seed)
 
-        trainer = Trainer(variant, source, plan.config.budget, plan.config.evals, on_eval, on_log, plan.config.log_every, checkpoint)
+        trainer = Trainer(
+            variant, source, plan.config.budget, plan.config.evals, on_eval, on_log, plan.config.log_every, checkpoint
+        )
         try:
             outcome = trainer.fit()
         except KeyboardInterrupt:
             trainer.state.eval_index += 1
-            self.add(self.row(spec.name, seed, trainer.state, C.STATUS_INTERRUPTED, variant.critic_steps, "interrupted"), None)
+            self.add(
+                self.row(spec.name, seed, trainer.state, C.STATUS_INTERRUPTED, variant.critic_steps, "interrupted"),
+                None,
+            )
             raise
         except Exception as exc:
             log.exception("%s failed", label)
@@ -344,18 +316,19 @@ class _Session:
         if isinstance(variant, SuperResolutionVariant):  # rows: input, bicubic, output, original
             targets = self.splits.test_images[:GRID_PER_CLASS]
             scale, device = variant.scale, self.plan.device
-            nearest, _ = upscale_samples(lambda x: F.interpolate(x, scale_factor=scale, mode="nearest"), targets, scale, device)
+            nearest, _ = upscale_samples(
+                lambda x: F.interpolate(x, scale_factor=scale, mode="nearest"), targets, scale, device
+            )
             cubic, _ = upscale_samples(lambda x: bicubic(x, scale), targets, scale, device)
-            variant.train(False)
-            try:
+            with variant.evaluating():
                 ours, _ = upscale_samples(variant.upscale, targets, scale, device)
-            finally:
-                variant.train(True)
             rows = (f"input 1/{scale}", "bicubic", spec.name, "original")
             save_sample_grid(path, torch.cat([nearest, cubic, ours, targets]), GRID_PER_CLASS, rows)
             return
         k = self.splits.num_classes
-        samples, labels, _ = generate_samples(variant, k * GRID_PER_CLASS, k, spec.conditional, seed + EVAL_SEED_OFFSET + 1)
+        samples, labels, _ = generate_samples(
+            variant, k * GRID_PER_CLASS, k, spec.conditional, seed + EVAL_SEED_OFFSET + 1
+        )
         rows: Sequence[str] = ()
         if labels is not None:  # one row per class
             samples = samples[torch.argsort(labels, stable=True)]
@@ -364,7 +337,9 @@ class _Session:
 
 
 def _brief(values: dict[str, float]) -> str:
-    shown = [c for c in (C.FID_DOMAIN, C.CLASS_CONSISTENCY, C.CLASS_COVERAGE) if c in values and not math.isnan(values[c])]
+    shown = [
+        c for c in (C.FID_DOMAIN, C.CLASS_CONSISTENCY, C.CLASS_COVERAGE) if c in values and not math.isnan(values[c])
+    ]
     return ", ".join(f"{c} {values[c]:.4g}" for c in shown) or "no finite metrics"
 
 
@@ -385,14 +360,16 @@ def run(config: RunConfig | None = None, *, registry: Registry | None = None, **
         raise RuntimeError(f"dataset {plan.dataset.name} loaded images {splits.image_shape} that differ from its spec")
     classifier = load_or_train(splits, plan.cache_dir, plan.device)
     writer = ResultsWriter(plan.run_dir, [c for m in plan.metrics for c in m.columns])
-    writer.write_config(_config_record(plan, splits, classifier, registry))
+    writer.write_config(config_record(plan, splits, classifier, registry))
     log.info("run directory: %s", plan.run_dir)
     session = _Session(plan, splits, classifier, writer)
     try:
         tasks = {p.spec.task for p in plan.variants}
         if TASK_GENERATION in tasks:
             session.reference()
-        for scale in sorted({getattr(p.config, "scale", 2) for p in plan.variants if p.spec.task == TASK_SUPER_RESOLUTION}):
+        for scale in sorted(
+            {getattr(p.config, "scale", 2) for p in plan.variants if p.spec.task == TASK_SUPER_RESOLUTION}
+        ):
             session.bicubic(scale)
         for planned in plan.variants:
             for seed in config.seeds:
@@ -402,40 +379,3 @@ def run(config: RunConfig | None = None, *, registry: Registry | None = None, **
     finally:
         metrics, summary = writer.finish()
     return RunResult(plan.run_dir, metrics, summary)
-
-
-def _config_record(plan: Plan, splits: DatasetSplits, classifier: HeldOutClassifier, registry: Registry) -> dict[str, Any]:
-    """config.json: the run's options (accepted back by ``--config``) and what they resolved to."""
-    return {
-        "run": plan.config.replace(out=plan.run_dir).to_json(),
-        "variants": {
-            p.spec.name: {
-                "plugin": p.plugin,
-                "task": p.spec.task,
-                "conditional": p.spec.conditional,
-                "reference": p.spec.reference,
-                "config": dataclasses.asdict(p.config),
-            }
-            for p in plan.variants
-        },
-        "dataset": {
-            "name": splits.name,
-            "plugin": registry.datasets[splits.name].plugin,
-            "source": splits.source,
-            "image_shape": list(splits.image_shape),
-            "class_names": list(splits.class_names),
-            "train_size": int(splits.train_images.shape[0]),
-            "test_size": int(splits.test_images.shape[0]),
-        },
-        "classifier": {
-            "name": classifier.name,
-            "path": str(classifier.path),
-            "test_accuracy": classifier.test_accuracy,
-            "fingerprint": classifier.fingerprint,
-        },
-        "metrics": {m.name: {"plugin": registry.metrics[m.name].plugin, "columns": list(m.columns)} for m in plan.metrics},
-        "plugin_errors": [str(e) for e in registry.errors],
-        "environment": environment(plan.device),
-        "command": sys.argv if sys.argv and sys.argv[0].endswith("ganbench") else None,
-        "started": dt.datetime.now().isoformat(timespec="seconds"),
-    }

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 
@@ -38,7 +39,9 @@ def make_context(splits: DatasetSplits, device: str | torch.device = "cpu") -> V
     return VariantContext(splits.image_shape, splits.num_classes, torch.device(device))
 
 
-def resolve_spec(variant: str | VariantSpec, plugin_files: Iterable[Path | str] = (), registry: Registry | None = None) -> VariantSpec:
+def resolve_spec(
+    variant: str | VariantSpec, plugin_files: Iterable[Path | str] = (), registry: Registry | None = None
+) -> VariantSpec:
     if isinstance(variant, VariantSpec):
         return variant
     return (registry or load_registry(plugin_files)).variant(variant)
@@ -62,14 +65,17 @@ def build_variant(
 
 def batch_source(variant: Variant, splits: DatasetSplits | None = None, seed: int = 0) -> BatchSource:
     splits = splits or load_dataset()
-    return BatchSource(splits.train_images.to(variant.device), splits.train_labels.to(variant.device), variant.batch_size, seed)
+    return BatchSource(
+        splits.train_images.to(variant.device), splits.train_labels.to(variant.device), variant.batch_size, seed
+    )
 
 
 def check_train_step(variant: Variant, source: BatchSource, steps: int = 2) -> list[dict[str, float]]:
     """Run ``steps`` training steps; check the losses are finite 0-dim tensors, real data was
     consumed and every network with trainable parameters changed. Returns the losses."""
     before = {
-        name: [p.detach().clone() for p in net.parameters() if p.requires_grad] for name, net in variant.networks().items()
+        name: [p.detach().clone() for p in net.parameters() if p.requires_grad]
+        for name, net in variant.networks().items()
     }
     variant.train(True)
     history = []
@@ -92,12 +98,11 @@ def check_train_step(variant: Variant, source: BatchSource, steps: int = 2) -> l
     return history
 
 
-@torch.no_grad()
 def check_generate(variant: GenerativeVariant, conditional: bool, n: int = 20) -> torch.Tensor:
     """Generated images have the dataset's shape, are finite and lie in [-1, 1]."""
-    variant.train(False)
     labels = torch.arange(n, device=variant.device) % variant.context.num_classes if conditional else None
-    images = variant.generate(variant.sample_latent(n), labels)
+    with variant.evaluating():
+        images = variant.generate(variant.sample_latent(n), labels)
     expected = (n, *variant.context.image_shape)
     assert tuple(images.shape) == expected, f"generate returned shape {tuple(images.shape)}, expected {expected}"
     assert torch.isfinite(images).all(), "generate returned non-finite values"
@@ -105,29 +110,29 @@ def check_generate(variant: GenerativeVariant, conditional: bool, n: int = 20) -
     return images
 
 
-@torch.no_grad()
 def check_labels_honoured(variant: GenerativeVariant) -> None:
     """A conditional generator's output depends on the label: the same latent with each
     class gives images that differ."""
-    variant.train(False)
     k = variant.context.num_classes
     z = variant.sample_latent(1).expand(k, -1)
-    images = variant.generate(z, torch.arange(k, device=variant.device))
+    with variant.evaluating():
+        images = variant.generate(z, torch.arange(k, device=variant.device))
     diffs = (images[1:] - images[:1]).flatten(1).abs().amax(1)
     assert bool((diffs > 1e-6).all()), "the same latent with different labels gives the same image: labels are ignored"
 
 
-@torch.no_grad()
 def check_upscale(variant: SuperResolutionVariant, splits: DatasetSplits | None = None, n: int = 8) -> torch.Tensor:
     """Upscaled test images have the original shape, are finite and lie in [-1, 1]."""
     from ganbench.data import to_float
     from ganbench.superres import downsample
 
     splits = splits or load_dataset()
-    variant.train(False)
     targets = to_float(splits.test_images[:n].to(variant.device))
-    out = variant.upscale(downsample(targets, variant.scale))
-    assert tuple(out.shape) == tuple(targets.shape), f"upscale returned {tuple(out.shape)}, expected {tuple(targets.shape)}"
+    with variant.evaluating():
+        out = variant.upscale(downsample(targets, variant.scale))
+    assert tuple(out.shape) == tuple(targets.shape), (
+        f"upscale returned {tuple(out.shape)}, expected {tuple(targets.shape)}"
+    )
     assert torch.isfinite(out).all(), "upscale returned non-finite values"
     assert out.min() >= -1 and out.max() <= 1, "upscale must return images in [-1, 1]"
     return out

@@ -12,9 +12,10 @@ import logging
 import os
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -153,7 +154,11 @@ class Trainer:
                     state.step = first_step + bad
                     bad_losses = ", ".join(f"{k}={v:.4g}" for k, v in zip(names, values[bad].tolist()))
                     return Outcome(C.STATUS_DIVERGED, f"non-finite loss at step {state.step}: {bad_losses}", state)
-                self.on_log(LogPoint(state.step, state.images_seen, state.train_seconds, dict(zip(names, values.mean(0).tolist()))))
+                self.on_log(
+                    LogPoint(
+                        state.step, state.images_seen, state.train_seconds, dict(zip(names, values.mean(0).tolist()))
+                    )
+                )
                 fraction = self._fraction()
                 if fraction >= thresholds[next_eval]:
                     while next_eval < len(thresholds) and fraction >= thresholds[next_eval]:
@@ -176,7 +181,12 @@ class Trainer:
             "variant": self.variant.state_dict(),
             "source": self.source.state_dict(),
             "rng": capture_rng(),
-            "state": {"step": s.step, "images_seen": s.images_seen, "train_seconds": s.train_seconds, "eval_index": s.eval_index},
+            "state": {
+                "step": s.step,
+                "images_seen": s.images_seen,
+                "train_seconds": s.train_seconds,
+                "eval_index": s.eval_index,
+            },
             "budget": {"kind": self.budget.kind, "amount": self.budget.amount, "text": self.budget.text},
         }
 

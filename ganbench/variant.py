@@ -10,8 +10,10 @@ log points.
 from __future__ import annotations
 
 import abc
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -76,6 +78,18 @@ class Variant(abc.ABC):
     def train(self, mode: bool = True) -> None:
         for net in self.networks().values():
             net.train(mode)
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Every network in eval mode, gradients off; each network's mode restored after."""
+        modes = [(net, net.training) for net in self.networks().values()]
+        self.train(False)
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            for net, mode in modes:
+                net.train(mode)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -6,9 +6,10 @@ interpolate of the gradient penalty is a valid (image, label) input, and the pen
 gradient norm runs over the label channels too.
 """
 
+from ganbench_plugins.wgan_gp import WGANGP, WGANGPConfig
+
 from ganbench import VariantSpec, hookimpl
 from ganbench.conditioning import LabelChannels, OneHotConcat
-from ganbench_plugins.wgan_gp import WGANGP, WGANGPConfig
 
 
 class CGANWGANGP(WGANGP):

@@ -1,4 +1,3 @@
-import pytest
 import torch
 
 from ganbench import classifier as clf_module

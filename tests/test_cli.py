@@ -7,20 +7,26 @@ import sys
 
 import pandas as pd
 import pytest
-
 from conftest import FIXTURES
 
 
 def ganbench(*args, env=None, cwd=None):
     exe = shutil.which("ganbench") or f"{sys.executable} -m ganbench"
-    return subprocess.run([*exe.split(), *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [*exe.split(), *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
 
 
 def test_list_shows_each_provider():
     out = ganbench("list")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    for name, plugin in (("dcgan", "[dcgan]"), ("cgan", "[cgan]"), ("acgan", "[acgan]"), ("fashion-mnist", "[ganbench.datasets]")):
+    for name, plugin in (
+        ("dcgan", "[dcgan]"),
+        ("cgan", "[cgan]"),
+        ("acgan", "[acgan]"),
+        ("fashion-mnist", "[ganbench.datasets]"),
+    ):
         assert any(line.split()[0] == name and plugin in line for line in lines if line.strip()), name
     assert any("domain-fidelity" in line and "fid_domain" in line for line in lines)
 
@@ -43,7 +49,9 @@ def test_plugins_from_the_environment(tmp_path):
 def test_run_end_to_end(tmp_path, cache_dir):
     out_dir = tmp_path / "run"
     config = tmp_path / "run.toml"
-    config.write_text(f'dataset = "fashion-mnist"\neval-samples = 200\ncache-dir = "{cache_dir}"\nbudget = "1000steps"\n')
+    config.write_text(
+        f'dataset = "fashion-mnist"\neval-samples = 200\ncache-dir = "{cache_dir}"\nbudget = "1000steps"\n'
+    )
     out = ganbench(
         "run", "--config", config, "--variants", "cgan,acgan", "--budget", "15steps", "--evals", "1",
         "--seeds", "0", "--device", "cpu", "--out", out_dir, "--set", "acgan.aux_weight=0.5", "--no-download",
@@ -64,7 +72,10 @@ def test_run_end_to_end(tmp_path, cache_dir):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["run", "--variants", "nope"], "unknown variant 'nope'; accepted: acgan, cgan, cgan-wgangp, dcgan, srgan, wgan, wgan-gp"),
+        (
+            ["run", "--variants", "nope"],
+            "unknown variant 'nope'; accepted: acgan, cgan, cgan-wgangp, dcgan, srgan, wgan, wgan-gp",
+        ),
         (["run", "--variants", "cgan", "--budget", "ten"], "budget 'ten' is not understood; accepted:"),
         (["run", "--variants", "cgan", "--set", "cgan.lr_g"], "accepted: VARIANT.KEY=VALUE"),
         (["run", "--variants", "cgan", "--seeds", "x"], "seeds: 'x' is not a seed"),

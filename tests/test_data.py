@@ -37,14 +37,20 @@ def test_same_seed_same_batches_and_state_resumes_exactly(fashion):
     assert all(torch.equal(c.next().labels, e) for e in expected)
     assert c.images_seen == a.images_seen
     other = BatchSource(fashion.train_images, fashion.train_labels, 32, seed=8)
-    assert not torch.equal(other.next().labels, BatchSource(fashion.train_images, fashion.train_labels, 32, seed=7).next().labels)
+    assert not torch.equal(
+        other.next().labels, BatchSource(fashion.train_images, fashion.train_labels, 32, seed=7).next().labels
+    )
 
 
 def test_splits_validate_dtypes(fashion):
     with pytest.raises(ValueError, match="uint8"):
-        DatasetSplits("x", fashion.test_images.float(), fashion.test_labels, fashion.test_images, fashion.test_labels, ("a",))
+        DatasetSplits(
+            "x", fashion.test_images.float(), fashion.test_labels, fashion.test_images, fashion.test_labels, ("a",)
+        )
     with pytest.raises(ValueError, match="int64"):
-        DatasetSplits("x", fashion.test_images, fashion.test_labels.int(), fashion.test_images, fashion.test_labels, ("a",))
+        DatasetSplits(
+            "x", fashion.test_images, fashion.test_labels.int(), fashion.test_images, fashion.test_labels, ("a",)
+        )
 
 
 def test_batch_size_is_checked(fashion):

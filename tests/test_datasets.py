@@ -72,7 +72,13 @@ def test_nowhere_to_be_found_is_one_line_listing_every_option(tmp_path):
         locate(request, "mnist", "MNIST", {})
     message = str(err.value)
     assert "\n" not in message
-    for option in ("--data-dir", f"${DATA_ENV}", "Debian dataset path /usr/share/datasets/mnist", "ganbench cache", "torchvision download"):
+    for option in (
+        "--data-dir",
+        f"${DATA_ENV}",
+        "Debian dataset path /usr/share/datasets/mnist",
+        "ganbench cache",
+        "torchvision download",
+    ):
         assert option in message
 
 

@@ -46,5 +46,5 @@ def test_the_walkthrough_quotes_the_example_package():
     entry = '[project.entry-points.ganbench]\nlsgan = "ganbench_lsgan"'
     assert entry in text and entry in (example / "pyproject.toml").read_text()
     source = (example / "src" / "ganbench_lsgan" / "__init__.py").read_text()
-    for line in ('super().__init__(context, config, loss=LeastSquares())', "def ganbench_register_variants(register):"):
+    for line in ("super().__init__(context, config, loss=LeastSquares())", "def ganbench_register_variants(register):"):
         assert line in text and line in source

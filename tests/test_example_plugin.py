@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from test_cli import ganbench
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "ganbench-lsgan"

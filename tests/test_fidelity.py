@@ -32,14 +32,18 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_test_split_against_itself_is_zero(classifier, fashion, cache_dir):
-    m = domain_metrics(classifier, fashion.test_images, fashion.test_images, "ganbench-fashion-mnist-test", cache_dir, CPU)
+    m = domain_metrics(
+        classifier, fashion.test_images, fashion.test_images, "ganbench-fashion-mnist-test", cache_dir, CPU
+    )
     assert abs(m["fid_domain"]) < 1e-6
     assert m["precision_domain"] == 1.0 and m["recall_domain"] == 1.0
 
 
 def test_disjoint_real_split_is_small_and_far_below_degenerate_samples(classifier, fashion, cache_dir):
     def fid(images):
-        return domain_metrics(classifier, images, fashion.test_images, "ganbench-fashion-mnist-test", cache_dir, CPU)["fid_domain"]
+        return domain_metrics(classifier, images, fashion.test_images, "ganbench-fashion-mnist-test", cache_dir, CPU)[
+            "fid_domain"
+        ]
 
     real = fid(fashion.train_images[:2000])
     one_class = fid(fashion.train_images[fashion.train_labels == 7][:2000])  # sneakers only: mode collapse

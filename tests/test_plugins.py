@@ -2,8 +2,8 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import FIXTURES
+
 from ganbench import VariantSpec
 from ganbench.errors import UsageError
 from ganbench.plugins import PLUGINS_ENV, import_plugin_file, load_registry
@@ -121,7 +121,9 @@ def test_a_missing_plugin_file_is_reported(tmp_path):
 
 
 def test_unknown_names_list_what_is_accepted(registry):
-    with pytest.raises(UsageError, match=r"unknown variant 'nope'; accepted: acgan, cgan, cgan-wgangp, dcgan, srgan, wgan, wgan-gp"):
+    with pytest.raises(
+        UsageError, match=r"unknown variant 'nope'; accepted: acgan, cgan, cgan-wgangp, dcgan, srgan, wgan, wgan-gp"
+    ):
         registry.variant("nope")
     with pytest.raises(UsageError, match=r"unknown dataset 'cifar'; accepted: .*fashion-mnist"):
         registry.dataset("cifar")

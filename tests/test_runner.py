@@ -3,6 +3,7 @@ import math
 
 import pandas as pd
 import pytest
+from conftest import FIXTURES
 
 import ganbench
 from ganbench import columns as C
@@ -10,7 +11,6 @@ from ganbench.config import RunConfig
 from ganbench.errors import UsageError
 from ganbench.plugins import load_registry
 from ganbench.results import CONFIG_JSON, METRICS_CSV, METRICS_PARQUET, PER_CLASS_CSV, SUMMARY_CSV, TRAIN_LOG_CSV
-from conftest import FIXTURES
 
 REQUIRED = [
     "variant", "dataset", "seed", "eval_index", "step", "images_seen", "train_seconds", "status", "fid_domain",
@@ -26,7 +26,10 @@ def test_run_writes_every_table_with_finite_metrics(run_kwargs):
         assert (out / name).is_file(), name
     frame = pd.read_csv(out / METRICS_CSV)
     assert all(c in frame.columns for c in REQUIRED)
-    assert frame.equals(pd.read_parquet(out / METRICS_PARQUET)) or frame.shape == pd.read_parquet(out / METRICS_PARQUET).shape
+    assert (
+        frame.equals(pd.read_parquet(out / METRICS_PARQUET))
+        or frame.shape == pd.read_parquet(out / METRICS_PARQUET).shape
+    )
     trained = frame[frame.status == C.STATUS_OK]
     assert sorted(trained.variant.unique()) == ["acgan", "cgan", "dcgan"]
     assert len(trained) == 3 * 2  # 3 variants x 2 evaluation points
@@ -128,7 +131,10 @@ def test_plugins_through_every_hook_run_end_to_end(run_kwargs):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"variants": "cgan,nope"}, "unknown variant 'nope'; accepted: acgan, cgan, cgan-wgangp, dcgan, srgan, wgan, wgan-gp"),
+        (
+            {"variants": "cgan,nope"},
+            "unknown variant 'nope'; accepted: acgan, cgan, cgan-wgangp, dcgan, srgan, wgan, wgan-gp",
+        ),
         ({"variants": ""}, "no variants given"),
         ({"variants": "cgan", "dataset": "cifar"}, "unknown dataset 'cifar'"),
         ({"variants": "cgan", "set": ["cgan.lr=1"]}, "cgan has no setting 'lr'"),

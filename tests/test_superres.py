@@ -24,7 +24,9 @@ def test_psnr_and_ssim_match_scikit_image(fashion):
     for i in range(6):
         a, b = noisy[i, 0].double().numpy() / 255, target[i, 0].double().numpy() / 255
         assert ours_psnr[i].item() == pytest.approx(peak_signal_noise_ratio(b, a, data_range=1.0), rel=1e-9)
-        reference = structural_similarity(b, a, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        reference = structural_similarity(
+            b, a, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
         assert ours_ssim[i].item() == pytest.approx(reference, rel=1e-9)
 
 

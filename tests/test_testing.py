@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from ganbench_plugins.cgan import CGAN
+from ganbench_plugins.dcgan import DCGAN
 
 from ganbench import VariantSpec
 from ganbench.adversarial import GANConfig
 from ganbench.testing import batch_source, build_variant, check_generate, check_labels_honoured, check_train_step
-from ganbench_plugins.cgan import CGAN
-from ganbench_plugins.dcgan import DCGAN
 
 
 class IgnoresLabels(DCGAN):

@@ -1,7 +1,6 @@
 import math
 import time
 
-import pytest
 import torch
 
 from ganbench import columns as C
@@ -69,15 +68,17 @@ def test_losses_are_read_back_at_log_points(fashion):
 
 
 def test_a_non_finite_loss_ends_the_run_as_diverged_at_its_step(fashion):
-    from ganbench.plugins import load_registry
-
     from conftest import FIXTURES
+
+    from ganbench.plugins import load_registry
 
     spec = load_registry([FIXTURES / "plugin_nan.py"]).variant("nan-gan")
     seed_everything(0)
     v = build_variant(spec, fashion, overrides={"nan_at": "7"})
     calls = []
-    trainer = Trainer(v, batch_source(v, fashion), Budget.parse("100steps"), 4, lambda s, f: calls.append(s.step), log_every=50)
+    trainer = Trainer(
+        v, batch_source(v, fashion), Budget.parse("100steps"), 4, lambda s, f: calls.append(s.step), log_every=50
+    )
     outcome = trainer.fit()
     assert outcome.status == C.STATUS_DIVERGED
     assert outcome.state.step == 7 and "non-finite loss at step 7" in outcome.note and "g_loss=nan" in outcome.note

@@ -1,0 +1,86 @@
+"""Provenance of a run: what config.json records besides the options themselves."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import platform
+import sys
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+import ganbench
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ganbench.classifier import HeldOutClassifier
+    from ganbench.data import DatasetSplits
+    from ganbench.plugins import Registry
+    from ganbench.runner import Plan
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import torch_fidelity
+    import torchvision
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    env = {
+        "ganbench": ganbench.__version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "torch_fidelity": torch_fidelity.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def config_record(
+    plan: Plan, splits: DatasetSplits, classifier: HeldOutClassifier, registry: Registry
+) -> dict[str, Any]:
+    """config.json: the run's options (accepted back by ``--config``) and what they resolved to."""
+    return {
+        "run": plan.config.replace(out=plan.run_dir).to_json(),
+        "variants": {
+            p.spec.name: {
+                "plugin": p.plugin,
+                "task": p.spec.task,
+                "conditional": p.spec.conditional,
+                "reference": p.spec.reference,
+                "config": dataclasses.asdict(p.config),
+            }
+            for p in plan.variants
+        },
+        "dataset": {
+            "name": splits.name,
+            "plugin": registry.datasets[splits.name].plugin,
+            "source": splits.source,
+            "image_shape": list(splits.image_shape),
+            "class_names": list(splits.class_names),
+            "train_size": int(splits.train_images.shape[0]),
+            "test_size": int(splits.test_images.shape[0]),
+        },
+        "classifier": {
+            "name": classifier.name,
+            "path": str(classifier.path),
+            "test_accuracy": classifier.test_accuracy,
+            "fingerprint": classifier.fingerprint,
+        },
+        "metrics": {
+            m.name: {"plugin": registry.metrics[m.name].plugin, "columns": list(m.columns)} for m in plan.metrics
+        },
+        "plugin_errors": [str(e) for e in registry.errors],
+        "environment": environment(plan.device),
+        "command": sys.argv if sys.argv and sys.argv[0].endswith("ganbench") else None,
+        "started": dt.datetime.now().isoformat(timespec="seconds"),
+    }
