@@ -164,17 +164,21 @@ def _register_plugin(pm: pluggy.PluginManager, plugin: object, name: str, errors
     except Exception as exc:  # pluggy's validation: a hookimpl whose arguments do not match its spec
         errors.append(PluginError(name, f"not registered: {exc}"))
         return
-    unknown = [
-        hook
-        for hook in dir(plugin)
-        if hook.startswith("ganbench_") and callable(getattr(plugin, hook, None)) and not hasattr(hookspecs, hook)
-    ]
+    unmarked, unknown = [], []
+    for attr in dir(plugin):
+        if attr.startswith("ganbench_") and callable(getattr(plugin, attr, None)):
+            if getattr(getattr(plugin, attr), f"{hookspecs.PROJECT_NAME}_impl", None) is None:
+                unmarked.append(attr)  # pluggy ignores it: most likely a forgotten decorator
+            elif not hasattr(hookspecs, attr):
+                unknown.append(attr)  # most likely a misspelt hook
     if unknown:
         errors.append(
             PluginError(
                 name, f"implements unknown hook(s) {', '.join(unknown)}; known hooks: {', '.join(hook_names())}"
             )
         )
+    if unmarked:
+        errors.append(PluginError(name, f"{', '.join(unmarked)} not marked with @ganbench.hookimpl; ignored"))
 
 
 def hook_names() -> list[str]:
