@@ -2,6 +2,7 @@
 through its entry point and runs through `ganbench run` (as a user's installed plugin would)."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +17,12 @@ EXAMPLE = Path(__file__).parent.parent / "examples" / "ganbench-lsgan"
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / EXAMPLE.name  # pip builds in-tree: keep the checkout clean
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     # --no-index --no-deps --no-build-isolation: offline, with the environment's setuptools
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(EXAMPLE)],
+         "--target", str(target), str(source)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))}
