@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.data import DatasetSplits, to_float
+from ganbench.errors import describe
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +152,7 @@ def load_or_train(splits: DatasetSplits, cache_dir: Path, device: torch.device) 
         try:
             net, state = load_weights_file(path, device)
         except Exception as exc:  # truncated, or written by an incompatible version: train anew
-            reason = (str(exc).splitlines() or [""])[0]
-            log.warning(
-                "held-out classifier: cannot load %s (%s: %s); training it again", path, type(exc).__name__, reason
-            )
+            log.warning("held-out classifier: cannot load %s (%s); training it again", path, describe(exc))
         else:
             log.info("held-out classifier: %s (test accuracy %.4f)", path, state["test_accuracy"])
             return HeldOutClassifier(net, path, float(state["test_accuracy"]), splits.name, digest)

@@ -25,7 +25,6 @@ else:  # pragma: no cover
 CACHE_ENV = "GANBENCH_CACHE"
 DEFAULT_BUDGET = "60s"
 MIN_EVAL_SAMPLES = 50
-DEVICES = "auto, cpu, cuda, cuda:N, mps"
 
 
 @dataclass(frozen=True)
@@ -242,7 +241,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _coerce(name: str, tp: Any, value: Any) -> Any:
+def _coerce(tp: Any, value: Any) -> Any:
     origin = typing.get_origin(tp)
     if tp is bool:
         return _bool(value)
@@ -258,7 +257,7 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
         args = typing.get_args(tp)
         items = [s.strip() for s in value.split(",")] if isinstance(value, str) else list(value)
         item_type = args[0] if args else str
-        return tuple(_coerce(name, item_type, v) for v in items)
+        return tuple(_coerce(item_type, v) for v in items)
     if origin is typing.Literal:
         choices = typing.get_args(tp)
         if value not in choices:
@@ -268,7 +267,7 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value in (None, "none", "None") and len(args) < len(typing.get_args(tp)):
             return None
-        return _coerce(name, args[0], value)
+        return _coerce(args[0], value)
     return value
 
 
@@ -283,7 +282,7 @@ def variant_config(variant: str, config_type: type, overrides: Mapping[str, Any]
                 f"--set {variant}.{key}: {variant} has no setting {key!r}; accepted: {', '.join(sorted(fields)) or 'none'}"
             )
         try:
-            typed[key] = _coerce(key, hints.get(key, Any), value)
+            typed[key] = _coerce(hints.get(key, Any), value)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"--set {variant}.{key}={value}: {exc}") from None
     try:

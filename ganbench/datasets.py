@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ganbench.data import DataRequest, DatasetSplits
-from ganbench.errors import UsageError
+from ganbench.errors import UsageError, describe
 from ganbench.hookspecs import hookimpl
 from ganbench.specs import DatasetSpec
 
@@ -82,7 +82,8 @@ def read_splits(directory: Path, name: str, class_names: tuple[str, ...], source
 
 
 @contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
+def socket_timeout(seconds: float) -> Iterator[None]:
+    """A default socket timeout for downloads that set none (torchvision's, torch.hub's)."""
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(seconds)
     try:
@@ -122,11 +123,11 @@ def locate(
         try:
             import torchvision.datasets
 
-            with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+            with socket_timeout(DOWNLOAD_TIMEOUT_S):
                 for train in (True, False):
                     getattr(torchvision.datasets, torchvision_folder)(str(root), train=train, download=True)
         except Exception as exc:  # no network, a mirror down, a partial file...
-            tried.append(f"torchvision download ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+            tried.append(f"torchvision download ({describe(exc)})")
         else:
             found = find_idx_dir(root, name, torchvision_folder)
             if found is not None:

@@ -1,6 +1,12 @@
 """Errors the user can fix. The CLI prints them as one line and exits with status 2."""
 
 
+def describe(exc: BaseException) -> str:
+    """``Type: first line of the message``: an exception as a one-line reason."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 class UsageError(Exception):
     """Bad input: the message names what is wrong and what is accepted."""
 

@@ -14,6 +14,7 @@ import torch
 
 from ganbench.classifier import HeldOutClassifier
 from ganbench.data import DatasetSplits, to_float, to_uint8
+from ganbench.devices import synchronize
 from ganbench.specs import TASK_GENERATION, MetricSpec
 from ganbench.variant import GenerativeVariant
 
@@ -128,7 +129,7 @@ def generate_samples(
     gen = torch.Generator(device=device).manual_seed(seed)
     labels = (torch.arange(n, device=device) % num_classes) if conditional else None
     with variant.evaluating():
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         chunks = []
         for lo in range(0, n, GENERATE_CHUNK):
@@ -136,7 +137,7 @@ def generate_samples(
             z = variant.sample_latent(m, generator=gen)
             chunks.append(to_uint8(variant.generate(z, None if labels is None else labels[lo : lo + m])))
         samples = torch.cat(chunks)
-        _sync(device)
+        synchronize(device)
         rate = n / max(time.perf_counter() - start, 1e-9)
     return samples.cpu(), None if labels is None else labels.cpu(), rate
 
@@ -149,19 +150,14 @@ def upscale_samples(
     upscale them back with ``upscale``: uint8 results on the CPU and images per second."""
     from ganbench.superres import downsample
 
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     chunks = [
         to_uint8(upscale(downsample(to_float(chunk.to(device)), scale))) for chunk in images.split(GENERATE_CHUNK)
     ]
-    _sync(device)
+    synchronize(device)
     rate = len(images) / max(time.perf_counter() - start, 1e-9)
     return torch.cat(chunks).cpu(), rate
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def applicable(metrics: Sequence[MetricSpec], task: str = TASK_GENERATION) -> list[MetricSpec]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from ganbench import columns as C
 from ganbench.classifier import HeldOutClassifier, load_weights_file
+from ganbench.datasets import socket_timeout
+from ganbench.errors import describe
 
 log = logging.getLogger(__name__)
 
@@ -183,20 +184,16 @@ def resolve_inception_weights(explicit: Path | None, download: bool = True) -> I
         return InceptionWeights(
             None, "Inception weights not cached and downloads are disabled; pass --inception-weights FILE"
         )
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(INCEPTION_URL, str(cached), hash_prefix=INCEPTION_SHA256_PREFIX, progress=False)
+        with socket_timeout(DOWNLOAD_TIMEOUT_S):
+            torch.hub.download_url_to_file(
+                INCEPTION_URL, str(cached), hash_prefix=INCEPTION_SHA256_PREFIX, progress=False
+            )
     except Exception as exc:
-        first_line = (str(exc).splitlines() or [""])[0]
         return InceptionWeights(
-            None,
-            f"Inception weights unavailable: download failed ({type(exc).__name__}: {first_line}); "
-            "pass --inception-weights FILE",
+            None, f"Inception weights unavailable: download failed ({describe(exc)}); pass --inception-weights FILE"
         )
-    finally:
-        socket.setdefaulttimeout(previous)
     return InceptionWeights(cached)
 
 

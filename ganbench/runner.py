@@ -20,8 +20,9 @@ import torch.nn.functional as F
 
 from ganbench import columns as C
 from ganbench.classifier import HeldOutClassifier, WatchedFeatures, load_or_train
-from ganbench.config import DEVICES, RunConfig, default_cache_dir, variant_config
+from ganbench.config import RunConfig, default_cache_dir, variant_config
 from ganbench.data import BatchSource, DataRequest, DatasetSplits
+from ganbench.devices import resolve_device
 from ganbench.errors import UsageError
 from ganbench.evaluation import EvalResult, Evaluation, applicable, generate_samples, run_metrics, upscale_samples
 from ganbench.fidelity import InceptionWeights, resolve_inception_weights
@@ -73,26 +74,6 @@ class RunResult:
 
     def format_summary(self) -> str:
         return format_summary(self.summary, SUMMARY_METRICS)
-
-
-def resolve_device(text: str) -> torch.device:
-    text = text.strip().lower()
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise UsageError(f"device {text!r} is not understood; accepted: {DEVICES}") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"device {text!r} requested but CUDA is not available here; accepted: auto, cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UsageError(f"device {text!r}: only {torch.cuda.device_count()} CUDA device(s) here")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"device {text!r} requested but MPS is not available here; accepted: auto, cpu")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"device {text!r} is not supported; accepted: {DEVICES}")
-    return device
 
 
 def default_run_dir(config: RunConfig, now: dt.datetime | None = None) -> Path:
@@ -292,24 +273,23 @@ class _Session:
         try:
             outcome = trainer.fit()
         except KeyboardInterrupt:
-            trainer.state.eval_index += 1
-            self.add(
-                self.row(spec.name, seed, trainer.state, C.STATUS_INTERRUPTED, variant.critic_steps, "interrupted"),
-                None,
-            )
+            self.add_stop(spec.name, seed, Outcome(C.STATUS_INTERRUPTED, "interrupted", trainer.state), variant)
             raise
         except Exception as exc:
             log.exception("%s failed", label)
-            trainer.state.eval_index += 1
             outcome = Outcome(C.STATUS_FAILED, f"{type(exc).__name__}: {exc}", trainer.state)
         finally:
             progress.close()
         if outcome.status != C.STATUS_OK:
-            if outcome.status == C.STATUS_DIVERGED:
-                outcome.state.eval_index += 1
             log.warning("%s: %s (%s)", label, outcome.status, outcome.note)
-            self.add(self.row(spec.name, seed, outcome.state, outcome.status, variant.critic_steps, outcome.note), None)
+            self.add_stop(spec.name, seed, outcome, variant)
         return outcome
+
+    def add_stop(self, name: str, seed: int, outcome: Outcome, variant: Variant) -> None:
+        """The row of a run that ended without its final evaluation: the next eval_index,
+        no metrics, the status and why."""
+        outcome.state.eval_index += 1
+        self.add(self.row(name, seed, outcome.state, outcome.status, variant.critic_steps, outcome.note), None)
 
     def save_grid(self, variant: Variant, spec: VariantSpec, seed: int) -> None:
         path = self.plan.run_dir / SAMPLES_DIR / f"{spec.name}-seed{seed}.png"

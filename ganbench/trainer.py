@@ -22,6 +22,7 @@ import torch
 from ganbench import columns as C
 from ganbench.budget import Budget
 from ganbench.data import BatchSource
+from ganbench.devices import synchronize
 from ganbench.seeding import capture_rng
 from ganbench.variant import Variant
 
@@ -63,11 +64,6 @@ def _rss_mb() -> float:
     except (OSError, ValueError, IndexError):  # not Linux: the process's high-water mark
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return rss / 2**20 if os.uname().sysname == "Darwin" else rss / 2**10
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class Trainer:
@@ -126,7 +122,7 @@ class Trainer:
         names: list[str] | None = None
         pending: list[torch.Tensor] = []
         variant.train(True)
-        sync(self.device)
+        synchronize(self.device)
         last = time.perf_counter()
         while True:
             losses = variant.train_step(self.source)
@@ -140,7 +136,7 @@ class Trainer:
             last = now
             due = self._fraction() >= thresholds[next_eval]
             if due or len(pending) >= self.log_every:
-                sync(self.device)  # the one host synchronisation per log interval
+                synchronize(self.device)  # the one host synchronisation per log interval
                 now = time.perf_counter()
                 state.train_seconds += now - last
                 last = now
