@@ -32,7 +32,7 @@ _LAZY = {
     "MetricValues": "ganbench.evaluation",
     "RunConfig": "ganbench.config",
     "Budget": "ganbench.budget",
-    "run": "ganbench.runner",
+    "run": "ganbench.harness.runner",
     "UsageError": "ganbench.errors",
 }
 
@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ganbench.data import Batch, BatchSource, DataRequest, DatasetSplits
     from ganbench.errors import UsageError
     from ganbench.evaluation import Evaluation, MetricValues
-    from ganbench.runner import run
+    from ganbench.harness.runner import run
     from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant, VariantContext
 
 

@@ -109,7 +109,7 @@ def run(config_file: Path | None, set_: tuple[str, ...], plugin: tuple[Path, ...
         values["plugin"] = [*(values.get("plugin") or []), *plugin]
     values.update({k: v for k, v in options.items() if v is not None})
     config = RunConfig.from_mapping(values, source=source)
-    from ganbench.runner import run as run_benchmark  # torch and friends: only once the input is valid
+    from ganbench.harness.runner import run as run_benchmark  # torch and friends: only once the input is valid
 
     result = run_benchmark(config)
     click.echo(result.format_summary())
@@ -120,7 +120,7 @@ def run(config_file: Path | None, set_: tuple[str, ...], plugin: tuple[Path, ...
 @click.option("--plugin", multiple=True, type=click.Path(path_type=Path), help="Also load this local plugin file.")
 def list_(plugin: tuple[Path, ...]) -> None:
     """Variants, datasets and metrics, each with the plugin that provides it."""
-    from ganbench.plugins import load_registry
+    from ganbench.registry import load_registry
 
     registry = load_registry(plugin)
 
@@ -167,7 +167,7 @@ def data(dataset: str, data_dir: Path | None, download: bool, cache_dir: Path | 
     """Find a dataset (downloading it if allowed and needed) and say where it is."""
     from ganbench.config import default_cache_dir
     from ganbench.data import DataRequest
-    from ganbench.plugins import load_registry
+    from ganbench.registry import load_registry
 
     spec = load_registry().dataset(dataset)
     splits = spec.load(DataRequest(data_dir, download, cache_dir or default_cache_dir()))

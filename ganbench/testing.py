@@ -23,7 +23,7 @@ import torch
 
 from ganbench.config import default_cache_dir, variant_config
 from ganbench.data import BatchSource, DataRequest, DatasetSplits
-from ganbench.plugins import Registry, load_registry
+from ganbench.registry import Registry, load_registry
 from ganbench.specs import TASK_SUPER_RESOLUTION, VariantSpec
 from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant, VariantContext
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganbench.classifier import load_or_train
 from ganbench.data import DataRequest
 from ganbench.errors import UsageError
-from ganbench.plugins import load_registry
+from ganbench.evaluation.classifier import load_or_train
+from ganbench.registry import load_registry
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

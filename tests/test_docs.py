@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 import ganbench
-from ganbench.plugins import load_registry
+from ganbench.registry import load_registry
 
 DOCS = Path(__file__).parent.parent / "docs"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ganbench import hookimpl, hookspecs
-from ganbench.plugins import hook_names
+from ganbench.registry import hook_names
 
 ROOT = Path(__file__).parent.parent
 HOOKS = hook_names()

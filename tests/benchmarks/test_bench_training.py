@@ -8,10 +8,10 @@ docs/performance.md records the numbers and the machine.
 
 import pytest
 import torch
+from ganbench_plugins.metrics import CLASS_JUDGEMENT, DOMAIN_FIDELITY
 
-from ganbench.builtin_metrics import CLASS_JUDGEMENT, DOMAIN_FIDELITY
 from ganbench.evaluation import Evaluation, generate_samples, run_metrics
-from ganbench.fidelity import InceptionWeights
+from ganbench.evaluation.fidelity import InceptionWeights
 from ganbench.testing import batch_source, build_variant
 
 STEPS_PER_ROUND = 10

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from ganbench import columns as C
-from ganbench.results import ResultsWriter, final_rows, format_summary, save_sample_grid
+from ganbench.harness.writer import ResultsWriter, final_rows, format_summary, save_sample_grid
 
 
 def row(variant, seed, eval_index, fid, status=C.STATUS_OK):

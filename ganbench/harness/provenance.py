@@ -13,10 +13,10 @@ import torch
 import ganbench
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ganbench.classifier import HeldOutClassifier
     from ganbench.data import DatasetSplits
-    from ganbench.plugins import Registry
-    from ganbench.runner import Plan
+    from ganbench.evaluation.classifier import HeldOutClassifier
+    from ganbench.harness.runner import Plan
+    from ganbench.registry import Registry
 
 
 def environment(device: torch.device) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from ganbench import columns as C
 from ganbench.budget import Budget
 from ganbench.data import BatchSource
 from ganbench.devices import synchronize
-from ganbench.seeding import capture_rng
+from ganbench.harness.seeding import capture_rng
 from ganbench.variant import Variant
 
 log = logging.getLogger(__name__)

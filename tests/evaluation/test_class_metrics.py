@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from ganbench.class_metrics import class_consistency, class_coverage
+from ganbench.evaluation.class_metrics import class_consistency, class_coverage
 
 
 def test_class_consistency_of_real_test_images_is_the_classifier_test_accuracy(classifier, fashion):

@@ -1,4 +1,4 @@
-"""One evaluation point: produce a variant's samples and run every applicable metric on them."""
+"""One evaluation point: what a metric receives, and running every applicable metric on it."""
 
 from __future__ import annotations
 
@@ -12,14 +12,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ganbench.classifier import HeldOutClassifier
-from ganbench.data import DatasetSplits, to_float, to_uint8
-from ganbench.devices import synchronize
+from ganbench.data import DatasetSplits
+from ganbench.evaluation.classifier import HeldOutClassifier
 from ganbench.specs import TASK_GENERATION, MetricSpec
-from ganbench.variant import GenerativeVariant
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ganbench.fidelity import InceptionWeights
+    from ganbench.evaluation.fidelity import InceptionWeights
 
 log = logging.getLogger(__name__)
 
@@ -113,51 +111,6 @@ def run_metrics(evaluation: Evaluation, metrics: Sequence[MetricSpec]) -> EvalRe
         per_class.update({k: list(map(float, v)) for k, v in out.per_class.items() if k in spec.columns})
         notes.update({k: v for k, v in out.notes.items() if k in spec.columns})
     return EvalResult(values, per_class, notes, time.perf_counter() - start)
-
-
-@torch.no_grad()
-def generate_samples(
-    variant: GenerativeVariant, n: int, num_classes: int, conditional: bool, seed: int
-) -> tuple[torch.Tensor, torch.Tensor | None, float]:
-    """``n`` samples as uint8 on the CPU, their requested labels (balanced over classes, or
-    None), and the generation rate in images per second.
-
-    The latents come from a generator seeded with ``seed``: every evaluation point of a run
-    sees the same latents, and the training RNG is untouched.
-    """
-    device = variant.device
-    gen = torch.Generator(device=device).manual_seed(seed)
-    labels = (torch.arange(n, device=device) % num_classes) if conditional else None
-    with variant.evaluating():
-        synchronize(device)
-        start = time.perf_counter()
-        chunks = []
-        for lo in range(0, n, GENERATE_CHUNK):
-            m = min(GENERATE_CHUNK, n - lo)
-            z = variant.sample_latent(m, generator=gen)
-            chunks.append(to_uint8(variant.generate(z, None if labels is None else labels[lo : lo + m])))
-        samples = torch.cat(chunks)
-        synchronize(device)
-        rate = n / max(time.perf_counter() - start, 1e-9)
-    return samples.cpu(), None if labels is None else labels.cpu(), rate
-
-
-@torch.no_grad()
-def upscale_samples(
-    upscale: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, scale: int, device: torch.device
-) -> tuple[torch.Tensor, float]:
-    """Degrade uint8 high-resolution ``images`` with :func:`ganbench.superres.downsample` and
-    upscale them back with ``upscale``: uint8 results on the CPU and images per second."""
-    from ganbench.superres import downsample
-
-    synchronize(device)
-    start = time.perf_counter()
-    chunks = [
-        to_uint8(upscale(downsample(to_float(chunk.to(device)), scale))) for chunk in images.split(GENERATE_CHUNK)
-    ]
-    synchronize(device)
-    rate = len(images) / max(time.perf_counter() - start, 1e-9)
-    return torch.cat(chunks).cpu(), rate
 
 
 def applicable(metrics: Sequence[MetricSpec], task: str = TASK_GENERATION) -> list[MetricSpec]:

@@ -1,8 +1,8 @@
 import torch
 
-from ganbench import classifier as clf_module
-from ganbench.classifier import cache_path, fingerprint, load_or_train, load_weights_file
+from ganbench.evaluation import classifier as clf_module
 from ganbench.data import DatasetSplits
+from ganbench.evaluation.classifier import cache_path, fingerprint, load_or_train, load_weights_file
 
 
 def test_held_out_classifier_reaches_the_required_test_accuracy(classifier, fashion):

@@ -4,10 +4,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from ganbench_plugins.datasets import FASHION_MNIST_CLASSES
 
 from ganbench.data import DataRequest
-from ganbench.datasets import DATA_ENV, DEBIAN_ROOT, FASHION_MNIST_CLASSES, IDX_FILES, locate, read_idx
 from ganbench.errors import UsageError
+from ganbench.idx import DATA_ENV, DEBIAN_ROOT, IDX_FILES, locate, read_idx
 
 DEBIAN = DEBIAN_ROOT / "fashion-mnist"
 

@@ -6,7 +6,7 @@ from conftest import FIXTURES
 
 from ganbench import VariantSpec
 from ganbench.errors import UsageError
-from ganbench.plugins import PLUGINS_ENV, import_plugin_file, load_registry
+from ganbench.registry import PLUGINS_ENV, import_plugin_file, load_registry
 
 BUILTIN_VARIANTS = {"dcgan", "cgan", "acgan", "wgan", "wgan-gp", "cgan-wgangp", "srgan"}
 
@@ -144,7 +144,7 @@ def test_importing_ganbench_creates_no_plugin_manager():
 
     code = (
         "import sys, ganbench; import pluggy; "
-        "assert 'ganbench.plugins' not in sys.modules, 'plugins imported at import time'; "
+        "assert 'ganbench.registry' not in sys.modules, 'plugins imported at import time'; "
         "assert 'torch' not in sys.modules, 'torch imported at import time'; "
         "print(ganbench.VariantSpec.__name__)"
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 from ganbench import columns as C
-from ganbench.class_metrics import class_consistency, class_coverage
 from ganbench.evaluation import Evaluation, MetricValues
+from ganbench.evaluation.class_metrics import class_consistency, class_coverage
 from ganbench.hookspecs import hookimpl
 from ganbench.specs import TASK_SUPER_RESOLUTION, TASKS, MetricSpec
 
@@ -16,13 +16,13 @@ def _real_cache_name(ev: Evaluation) -> str:
 
 
 def compute_domain(ev: Evaluation) -> dict[str, float]:
-    from ganbench.fidelity import domain_metrics  # torch-fidelity: imported when first needed
+    from ganbench.evaluation.fidelity import domain_metrics  # torch-fidelity: imported when first needed
 
     return domain_metrics(ev.classifier, ev.samples, ev.data.test_images, _real_cache_name(ev), ev.cache_dir, ev.device)
 
 
 def compute_inception(ev: Evaluation) -> MetricValues:
-    from ganbench.fidelity import inception_fid
+    from ganbench.evaluation.fidelity import inception_fid
 
     weights = ev.inception_weights()
     if weights.path is None:

@@ -7,11 +7,11 @@ import pytest
 import scipy.linalg
 import torch
 import torch_fidelity
+from ganbench_plugins.metrics import compute_inception
 
-from ganbench import fidelity
-from ganbench.builtin_metrics import compute_inception
+from ganbench.evaluation import fidelity
 from ganbench.evaluation import Evaluation
-from ganbench.fidelity import (
+from ganbench.evaluation.fidelity import (
     ImageTensorDataset,
     InceptionWeights,
     domain_metrics,

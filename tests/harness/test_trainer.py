@@ -5,9 +5,9 @@ import torch
 
 from ganbench import columns as C
 from ganbench.budget import Budget
-from ganbench.seeding import restore_rng, seed_everything
+from ganbench.harness.seeding import restore_rng, seed_everything
+from ganbench.harness.trainer import Trainer
 from ganbench.testing import batch_source, build_variant
-from ganbench.trainer import Trainer
 
 
 def make_trainer(fashion, budget, evals=1, variant="cgan", overrides=None, **kwargs):
@@ -70,7 +70,7 @@ def test_losses_are_read_back_at_log_points(fashion):
 def test_a_non_finite_loss_ends_the_run_as_diverged_at_its_step(fashion):
     from conftest import FIXTURES
 
-    from ganbench.plugins import load_registry
+    from ganbench.registry import load_registry
 
     spec = load_registry([FIXTURES / "plugin_nan.py"]).variant("nan-gan")
     seed_everything(0)

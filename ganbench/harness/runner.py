@@ -19,21 +19,28 @@ import torch
 import torch.nn.functional as F
 
 from ganbench import columns as C
-from ganbench.classifier import HeldOutClassifier, WatchedFeatures, load_or_train
 from ganbench.config import RunConfig, default_cache_dir, variant_config
 from ganbench.data import BatchSource, DataRequest, DatasetSplits
 from ganbench.devices import resolve_device
 from ganbench.errors import UsageError
 from ganbench.evaluation import EvalResult, Evaluation, applicable, generate_samples, run_metrics, upscale_samples
-from ganbench.fidelity import InceptionWeights, resolve_inception_weights
-from ganbench.plugins import Registry, load_registry
-from ganbench.progress import Progress
-from ganbench.provenance import config_record
-from ganbench.results import CHECKPOINTS_DIR, METRICS_CSV, SAMPLES_DIR, ResultsWriter, format_summary, save_sample_grid
-from ganbench.seeding import seed_everything
+from ganbench.evaluation.classifier import HeldOutClassifier, WatchedFeatures, load_or_train
+from ganbench.evaluation.fidelity import InceptionWeights, resolve_inception_weights
+from ganbench.harness.progress import Progress
+from ganbench.harness.provenance import config_record
+from ganbench.harness.seeding import seed_everything
+from ganbench.harness.trainer import Outcome, RunState, Trainer
+from ganbench.harness.writer import (
+    CHECKPOINTS_DIR,
+    METRICS_CSV,
+    SAMPLES_DIR,
+    ResultsWriter,
+    format_summary,
+    save_sample_grid,
+)
+from ganbench.registry import Registry, load_registry
 from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, DatasetSpec, MetricSpec, VariantSpec
 from ganbench.superres import bicubic
-from ganbench.trainer import Outcome, RunState, Trainer
 from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant, VariantContext
 
 log = logging.getLogger(__name__)

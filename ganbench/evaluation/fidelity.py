@@ -15,9 +15,9 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from ganbench import columns as C
-from ganbench.classifier import HeldOutClassifier, load_weights_file
-from ganbench.datasets import socket_timeout
+from ganbench.downloads import socket_timeout
 from ganbench.errors import describe
+from ganbench.evaluation.classifier import HeldOutClassifier, load_weights_file
 
 log = logging.getLogger(__name__)
 

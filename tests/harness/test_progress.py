@@ -2,12 +2,12 @@ import io
 import logging
 
 from ganbench.budget import Budget
-from ganbench.progress import Progress
-from ganbench.trainer import LogPoint
+from ganbench.harness.progress import Progress
+from ganbench.harness.trainer import LogPoint
 
 
 def test_plain_lines_when_not_a_terminal(caplog):
-    caplog.set_level(logging.INFO, logger="ganbench.progress")
+    caplog.set_level(logging.INFO, logger="ganbench.harness.progress")
     progress = Progress("cgan seed 0", Budget.parse("100steps"), stream=io.StringIO())
     assert progress.bar is None
     progress.update(LogPoint(step=25, images_seen=1600, train_seconds=2.0, losses={"d_loss": 1.2, "g_loss": 0.7}))

@@ -1,4 +1,4 @@
-"""Built-in datasets (Fashion-MNIST, MNIST), registered through the ``ganbench`` hook.
+"""IDX image datasets (the MNIST family): reading the files, and finding them.
 
 Data is looked for, in order: ``--data-dir``; ``$GANBENCH_DATA``; the Debian dataset path
 (``/usr/share/datasets/<name>``, package ``dataset-fashion-mnist``); the ganbench cache;
@@ -11,35 +11,25 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ganbench.data import DataRequest, DatasetSplits
+from ganbench.downloads import DOWNLOAD_TIMEOUT_S, socket_timeout
 from ganbench.errors import UsageError, describe
-from ganbench.hookspecs import hookimpl
-from ganbench.specs import DatasetSpec
 
 log = logging.getLogger(__name__)
 
 DATA_ENV = "GANBENCH_DATA"
 DEBIAN_ROOT = Path("/usr/share/datasets")
-DOWNLOAD_TIMEOUT_S = 30
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
-MNIST_CLASSES = tuple(str(d) for d in range(10))
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -79,17 +69,6 @@ def read_splits(directory: Path, name: str, class_names: tuple[str, ...], source
         for key, a in arrays.items()
     }
     return DatasetSplits(name=name, class_names=class_names, source=source, **tensors)
-
-
-@contextmanager
-def socket_timeout(seconds: float) -> Iterator[None]:
-    """A default socket timeout for downloads that set none (torchvision's, torch.hub's)."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
 
 
 def locate(
@@ -141,31 +120,3 @@ def locate(
         f"Pass --data-dir DIR (a directory with the four IDX files), set {DATA_ENV}{hint}, "
         "or allow torchvision's download"
     )
-
-
-def _loader(name: str, torchvision_folder: str, class_names: tuple[str, ...]):
-    def load(request: DataRequest) -> DatasetSplits:
-        directory, source = locate(request, name, torchvision_folder)
-        log.info("%s: using %s", name, source)
-        return read_splits(directory, name, class_names, source)
-
-    load.__qualname__ = f"load_{name.replace('-', '_')}"
-    return load
-
-
-BUILTIN = (
-    # name, torchvision class (its download and folder name), classes, description
-    (
-        "fashion-mnist",
-        "FashionMNIST",
-        FASHION_MNIST_CLASSES,
-        "Zalando Fashion-MNIST: 60k train / 10k test 28x28 grayscale, 10 classes",
-    ),
-    ("mnist", "MNIST", MNIST_CLASSES, "MNIST handwritten digits: 60k train / 10k test 28x28 grayscale, 10 classes"),
-)
-
-
-@hookimpl
-def ganbench_register_datasets(register):
-    for name, torchvision_folder, classes, description in BUILTIN:
-        register(DatasetSpec(name, _loader(name, torchvision_folder, classes), (1, 28, 28), classes, description))

@@ -9,8 +9,8 @@ import ganbench
 from ganbench import columns as C
 from ganbench.config import RunConfig
 from ganbench.errors import UsageError
-from ganbench.plugins import load_registry
-from ganbench.results import CONFIG_JSON, METRICS_CSV, METRICS_PARQUET, PER_CLASS_CSV, SUMMARY_CSV, TRAIN_LOG_CSV
+from ganbench.harness.writer import CONFIG_JSON, METRICS_CSV, METRICS_PARQUET, PER_CLASS_CSV, SUMMARY_CSV, TRAIN_LOG_CSV
+from ganbench.registry import load_registry
 
 REQUIRED = [
     "variant", "dataset", "seed", "eval_index", "step", "images_seen", "train_seconds", "status", "fid_domain",

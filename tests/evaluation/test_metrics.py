@@ -4,7 +4,7 @@ import torch
 
 from ganbench import MetricSpec
 from ganbench.evaluation import Evaluation, MetricValues, generate_samples, run_metrics
-from ganbench.fidelity import InceptionWeights
+from ganbench.evaluation.fidelity import InceptionWeights
 from ganbench.testing import build_variant
 
 CPU = torch.device("cpu")

@@ -8,9 +8,9 @@ import time
 from typing import TextIO
 
 from ganbench.budget import KIMG, SECONDS, STEPS, Budget
-from ganbench.trainer import LogPoint
+from ganbench.harness.trainer import LogPoint
 
-log = logging.getLogger("ganbench.progress")
+log = logging.getLogger("ganbench.harness.progress")
 
 LINE_INTERVAL_S = 15.0  # between plain log lines when not on a terminal
 
