@@ -11,8 +11,9 @@ from typing import Any
 
 import click
 
+from ganbench import columns as C
 from ganbench.config import DEFAULT_BUDGET, RunConfig, load_config_file, parse_set
-from ganbench.errors import UsageError
+from ganbench.errors import UsageError, describe
 
 log = logging.getLogger("ganbench")
 
@@ -95,10 +96,30 @@ def cli(verbose: int, quiet: bool) -> None:
 @click.option(
     "--log-every", type=int, metavar="STEPS", help="Steps between loss read-backs from the device [default: 50]."
 )
-def run(config_file: Path | None, set_: tuple[str, ...], plugin: tuple[Path, ...], **options: Any) -> None:
-    """Train each variant for each seed under the same budget and evaluate it."""
-    values: dict[str, Any] = dict(load_config_file(config_file)) if config_file else {}
-    source = f"{config_file}" if config_file else "command line"
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path),
+    metavar="RUN_DIR",
+    help="Continue the run in RUN_DIR with its own options: finished jobs are kept, the others continue "
+    "from their last checkpoint. Running the same command with the same --out does the same.",
+)
+def run(
+    config_file: Path | None, set_: tuple[str, ...], plugin: tuple[Path, ...], resume: Path | None, **options: Any
+) -> int:
+    """Train each variant for each seed under the same budget and evaluate it.
+
+    Exit status: 0 every job ok; 1 a job failed or diverged; 2 bad input; 130 interrupted
+    (resumable)."""
+    if resume is not None and (config_file is not None or options.get("out") is not None):
+        raise UsageError("--resume RUN_DIR takes the run's own options and directory; drop --config and --out")
+    if resume is not None:
+        from ganbench.harness.runner import resume_options
+
+        values: dict[str, Any] = resume_options(resume)
+        source = f"--resume {resume}"
+    else:
+        values = dict(load_config_file(config_file)) if config_file else {}
+        source = f"{config_file}" if config_file else "command line"
     values = {k.replace("-", "_"): v for k, v in values.items()}
     if set_:
         merged = parse_set(values.get("set", {}))
@@ -114,6 +135,13 @@ def run(config_file: Path | None, set_: tuple[str, ...], plugin: tuple[Path, ...
     result = run_benchmark(config)
     click.echo(result.format_summary())
     click.echo(f"\nresults: {result.run_dir}")
+    unfinished = result.unfinished
+    for _, job in unfinished.iterrows():
+        click.echo(
+            f"ganbench: {job[C.VARIANT]} seed {job[C.SEED]} {job[C.STATUS]} at step {job[C.STEP]}: {job[C.NOTE]}",
+            err=True,
+        )
+    return 1 if len(unfinished) else 0
 
 
 @cli.command("list")
@@ -166,11 +194,12 @@ def list_(plugin: tuple[Path, ...]) -> None:
 def data(dataset: str, data_dir: Path | None, download: bool, cache_dir: Path | None) -> None:
     """Find a dataset (downloading it if allowed and needed) and say where it is."""
     from ganbench.config import default_cache_dir
-    from ganbench.data import DataRequest
+    from ganbench.data import DataRequest, check_splits, load_dataset
     from ganbench.registry import load_registry
 
     spec = load_registry().dataset(dataset)
-    splits = spec.load(DataRequest(data_dir, download, cache_dir or default_cache_dir()))
+    splits = load_dataset(spec, DataRequest(data_dir, download, cache_dir or default_cache_dir()))
+    check_splits(spec, splits)
     click.echo(
         f"{dataset}: {splits.train_images.shape[0]} train / {splits.test_images.shape[0]} test images "
         f"{'x'.join(map(str, splits.image_shape))}, from {splits.source}"
@@ -191,9 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         click.echo(f"ganbench: error: {exc}", err=True)
         return exc.exit_code
-    except (KeyboardInterrupt, click.Abort):
-        click.echo("ganbench: interrupted; rows written so far are kept in the run directory", err=True)
-        return 130
+    except (KeyboardInterrupt, click.Abort) as exc:
+        # click turns an EOFError into Abort just as it does Ctrl-C: only Ctrl-C is an interruption
+        cause = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__ or exc.__context__
+        if isinstance(cause, KeyboardInterrupt):
+            run_dir = getattr(cause, "run_dir", None)
+            hint = f"; continue it with: ganbench run --resume {run_dir}" if run_dir else ""
+            click.echo(f"ganbench: interrupted; rows written so far are kept{hint}", err=True)
+            return 130
+        click.echo(f"ganbench: error: aborted ({describe(cause) if cause else 'no reason given'})", err=True)
+        return 1
 
 
 def entry_point() -> None:

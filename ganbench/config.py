@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ganbench.budget import Budget
-from ganbench.errors import UsageError
+from ganbench.errors import UsageError, describe
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -126,10 +126,17 @@ class RunConfig:
         return out
 
 
+def _once(values: list[Any], what: str) -> None:
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(repeated)} given more than once; name each {what} once")
+
+
 def _names(value: Any) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else list(value)
-    out = tuple(str(v).strip() for v in items if str(v).strip())
-    return out
+    out = [str(v).strip() for v in items if str(v).strip()]
+    _once(out, "one")
+    return tuple(out)
 
 
 def _seeds(value: Any) -> tuple[int, ...]:
@@ -140,8 +147,10 @@ def _seeds(value: Any) -> tuple[int, ...]:
         text = str(item).strip()
         try:
             if "-" in text[1:]:
-                lo, hi = text.split("-", 1)
-                seeds.extend(range(int(lo), int(hi) + 1))
+                lo, hi = (int(t) for t in text.split("-", 1))
+                if lo > hi:
+                    raise UsageError(f"seeds: range {text!r} is reversed; write it low-high, e.g. {hi}-{lo}")
+                seeds.extend(range(lo, hi + 1))
             elif text:
                 seeds.append(int(text))
         except ValueError:
@@ -150,7 +159,10 @@ def _seeds(value: Any) -> tuple[int, ...]:
             ) from None
     if any(s < 0 for s in seeds):
         raise UsageError("seeds must be non-negative integers")
-    return tuple(dict.fromkeys(seeds))
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise UsageError(f"seeds: {', '.join(map(str, repeated))} given more than once; name each seed once")
+    return tuple(seeds)
 
 
 def _int(value: Any) -> int:
@@ -222,23 +234,37 @@ _PARSERS = {
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
-    """Keys of a TOML config file, or of the ``run`` section of a run's config.json."""
+    """Keys of a TOML config file, or of the ``run`` section of a run's config.json. A run's
+    ``out`` is left out: a run re-made from its config.json goes to a new directory
+    (``--resume RUN_DIR`` continues the old one)."""
     path = Path(path)
+    kind = "JSON" if path.suffix == ".json" else "TOML"
     try:
-        if path.suffix == ".json":
-            data = json.loads(path.read_text())
-            data = data.get("run", data)
-        else:
-            data = tomllib.loads(path.read_text())
+        text = path.read_text()
+        data = json.loads(text) if kind == "JSON" else tomllib.loads(text)
     except FileNotFoundError:
         raise UsageError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"config file {path} cannot be read ({describe(exc)})") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(
-            f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}"
-        ) from None
+        raise UsageError(f"config file {path} is not valid {kind}: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("run"), dict):
+        data = {k: v for k, v in data["run"].items() if k != "out"}
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a table of keys")
     return data
+
+
+# Options that say where things are, not what is computed: a resumed run may change them.
+RESUME_MAY_CHANGE = ("out", "cache_dir", "data_dir", "download", "inception_weights", "checkpoints")
+
+
+def differences(before: RunConfig, now: RunConfig) -> list[str]:
+    """``key: before -> now`` for every option that changes what a run computes. ``set`` is
+    left to the caller, who compares the typed hyperparameters (``1e-4`` equals ``0.0001``)."""
+    a, b = before.to_json(), now.to_json()
+    skip = (*RESUME_MAY_CHANGE, "set")
+    return [f"{k}: {a[k]} -> {b[k]}" for k in a if k not in skip and a[k] != b[k]]
 
 
 def _coerce(tp: Any, value: Any) -> Any:

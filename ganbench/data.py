@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from ganbench.errors import UsageError, describe
+
+if TYPE_CHECKING:
+    from ganbench.specs import DatasetSpec
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,71 @@ class DatasetSplits:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+
+def load_dataset(spec: DatasetSpec, request: DataRequest) -> DatasetSplits:
+    """``spec.load(request)``, with a plugin's ValueError, OSError or EOFError as a one-line UsageError."""
+    try:
+        return spec.load(request)
+    except UsageError:  # already one line saying what to fix
+        raise
+    except (ValueError, OSError, EOFError) as exc:  # a damaged or missing file, in the plugin's own words
+        raise UsageError(
+            f"dataset {spec.name} could not be loaded ({describe(exc)}); "
+            "pass --data-dir DIR with an intact copy, or fix the dataset's plugin"
+        ) from exc
+
+
+def check_splits(spec: DatasetSpec, splits: DatasetSplits) -> None:
+    """Refuse splits that do not match their dataset's spec, with a one-line UsageError.
+
+    Runs on every load of every dataset plugin, before anything is trained: shape and name
+    comparisons and one min/max per label tensor, no loop over samples.
+    """
+    if not isinstance(splits, DatasetSplits):
+        raise UsageError(
+            f"dataset {spec.name}'s load returned {type(splits).__name__}, not DatasetSplits; fix the dataset's plugin"
+        )
+    where = f"dataset {spec.name} from {splits.source or 'its plugin'}"
+    if tuple(splits.class_names) != tuple(spec.class_names):
+        raise UsageError(
+            f"{where} names its classes ({', '.join(splits.class_names)}) but its spec declares "
+            f"({', '.join(spec.class_names)}); "
+            "fix the dataset's plugin: both must list the same classes in label order"
+        )
+    expected = tuple(spec.image_shape)
+    shapes = {}
+    for split in ("train", "test"):
+        images = getattr(splits, f"{split}_images")
+        if images.shape[0] == 0:
+            raise UsageError(f"{where} has an empty {split} split; every split needs at least one image")
+        shapes[split] = tuple(images.shape[1:])
+    if shapes["train"] != expected:
+        raise UsageError(
+            f"{where} holds {_dims(shapes['train'])} train images, its spec declares {_dims(expected)}; "
+            "pass --data-dir DIR with an intact copy, or fix the dataset's plugin"
+        )
+    if shapes["test"] != shapes["train"]:
+        raise UsageError(
+            f"{where} holds {_dims(shapes['test'])} test images but {_dims(shapes['train'])} train images; "
+            f"both must be {_dims(expected)}; pass --data-dir DIR with an intact copy, or fix the dataset's plugin"
+        )
+    k = spec.num_classes
+    for split in ("train", "test"):
+        labels = getattr(splits, f"{split}_labels")
+        low, high = (int(v) for v in labels.aminmax())
+        if low < 0 or high >= k:
+            bad = high if high >= k else low
+            outside = int(((labels < 0) | (labels >= k)).sum())  # only on the way to the error
+            raise UsageError(
+                f"{where} has {split} label {bad} ({outside} of its {labels.numel()} {split} labels are outside "
+                f"0..{k - 1}); accepted: 0..{k - 1} for its {k} classes; "
+                "replace its labels with an intact copy or pass --data-dir DIR"
+            )
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

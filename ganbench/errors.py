@@ -11,3 +11,11 @@ class UsageError(Exception):
     """Bad input: the message names what is wrong and what is accepted."""
 
     exit_code = 2
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, after every row so far was written; names the run to resume."""
+
+    def __init__(self, run_dir: object) -> None:
+        super().__init__(f"interrupted; resume with: ganbench run --resume {run_dir}")
+        self.run_dir = run_dir

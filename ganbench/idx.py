@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -32,19 +34,71 @@ IDX_FILES = {
 }
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (gzipped or not) into an array of its declared shape."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file")
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path} holds {data.size} bytes of data, its header declares {shape}")
-    return data.reshape(shape)
+class IdxError(UsageError, ValueError):
+    """A damaged or wrong IDX file. Also a ValueError, which :func:`read_idx` raised before."""
+
+
+_FIX = "replace it with an intact copy or pass --data-dir DIR"
+_UBYTE = 0x08  # the IDX type byte for unsigned bytes, the only type the MNIST family uses
+_NOUN = {1: "label", 3: "image"}  # what an IDX file of that many dimensions holds in the MNIST family
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+def _read_bytes(path: Path) -> bytes:
+    gz = path.suffix == ".gz"
+    try:
+        with (gzip.open if gz else open)(path, "rb") as f:
+            raw = f.read()
+    except EOFError as exc:  # gzip's way of saying the file was cut short
+        raise IdxError(f"{path} is truncated: its gzip stream ends early ({describe(exc)}); {_FIX}") from exc
+    except (gzip.BadGzipFile, zlib.error) as exc:  # BadGzipFile is an OSError: caught first
+        raise IdxError(f"{path} is not an intact gzip file ({describe(exc)}); {_FIX}") from exc
+    except OSError as exc:
+        raise IdxError(f"{path} cannot be read ({describe(exc)}); {_FIX}") from exc
+    if not gz and raw[:2] == b"\x1f\x8b":
+        raise IdxError(f"{path} is gzip-compressed but not named .gz; rename it to {path.name}.gz or gunzip it")
+    return raw
+
+
+def read_idx(path: Path, ndim: int | None = None) -> np.ndarray:
+    """Read an unsigned-byte IDX file (gzipped when named ``.gz``) into an array of its declared shape.
+
+    ``ndim``, when given, is the number of dimensions the file must declare (3 for images,
+    1 for labels). Raises :class:`IdxError` (a UsageError) with one line naming the file,
+    what is wrong and how to fix it.
+    """
+    path = Path(path)
+    raw = _read_bytes(path)
+    expected = (
+        f"0x{_UBYTE << 8 | ndim:08x} (unsigned bytes, {ndim}-d)" if ndim else f"0x{_UBYTE:06x}NN (unsigned bytes, NN-d)"
+    )
+    noun = _NOUN.get(ndim or 0, "")
+    what = f"an IDX {noun} file" if noun else "an unsigned-byte IDX file"
+    if len(raw) < 4:
+        raise IdxError(f"{path} is not {what}: {len(raw)} bytes, no 4-byte magic number (expected {expected}); {_FIX}")
+    magic, found_ndim = int.from_bytes(raw[:4], "big"), raw[3]
+    if raw[:3] != bytes((0, 0, _UBYTE)) or found_ndim == 0 or (ndim is not None and found_ndim != ndim):
+        raise IdxError(f"{path} is not {what}: magic number 0x{magic:08x}, expected {expected}; {_FIX}")
+    header = 4 + 4 * found_ndim
+    if len(raw) < header:
+        raise IdxError(f"{path} is truncated: {len(raw)} bytes, shorter than its {header}-byte IDX header; {_FIX}")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(found_ndim))
+    declared, held = math.prod(shape), len(raw) - header
+    data = f"{noun} data" if noun else "data"
+    if held < declared:
+        raise IdxError(
+            f"{path} is truncated: holds {held} bytes of {data}, its header declares {_dims(shape)} "
+            f"({declared} bytes); {_FIX}"
+        )
+    if held > declared:
+        raise IdxError(
+            f"{path} holds {held} bytes of {data}, {held - declared} more than its header declares "
+            f"({_dims(shape)}, {declared} bytes); {_FIX}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
 def _idx_path(directory: Path, stem: str) -> Path | None:
@@ -63,7 +117,22 @@ def find_idx_dir(root: Path, name: str, torchvision_folder: str) -> Path | None:
 
 
 def read_splits(directory: Path, name: str, class_names: tuple[str, ...], source: str) -> DatasetSplits:
-    arrays = {key: read_idx(_idx_path(directory, stem)) for key, stem in IDX_FILES.items()}  # type: ignore[arg-type]
+    """The four IDX files in ``directory`` as splits; IdxError (one line) for a damaged or mismatched file."""
+    paths: dict[str, Path] = {}
+    for key, stem in IDX_FILES.items():
+        found = _idx_path(directory, stem)
+        if found is None:
+            raise IdxError(f"{directory} holds no {stem} (or {stem}.gz); pass --data-dir DIR with all four IDX files")
+        paths[key] = found
+    arrays = {key: read_idx(path, 3 if key.endswith("images") else 1) for key, path in paths.items()}
+    for split in ("train", "test"):
+        images, labels = paths[f"{split}_images"], paths[f"{split}_labels"]
+        n_images, n_labels = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
+        if n_images != n_labels:  # each a valid IDX file, but not a pair
+            raise IdxError(
+                f"{labels} holds {n_labels} labels but {images} holds {n_images} images; "
+                f"replace them with a matching pair from one copy of {name} or pass --data-dir DIR"
+            )
     tensors = {
         key: torch.from_numpy(a.copy()).unsqueeze(1) if key.endswith("images") else torch.from_numpy(a.astype(np.int64))
         for key, a in arrays.items()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from ganbench import DatasetSpec, hookimpl
-from ganbench.data import DataRequest, DatasetSplits
+from ganbench.data import DataRequest, DatasetSplits, check_splits
 from ganbench.idx import locate, read_splits
 
 log = logging.getLogger("ganbench.datasets")
@@ -18,14 +18,17 @@ FASHION_MNIST_CLASSES = (
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 
 
-def loader(name: str, torchvision_folder: str, class_names: tuple[str, ...]):
+def builtin_spec(name: str, torchvision_folder: str, class_names: tuple[str, ...], description: str) -> DatasetSpec:
     def load(request: DataRequest) -> DatasetSplits:
         directory, source = locate(request, name, torchvision_folder)
+        splits = read_splits(directory, name, class_names, source)
+        check_splits(spec, splits)  # also done by the harness; here so that a refused copy is not announced as used
         log.info("%s: using %s", name, source)
-        return read_splits(directory, name, class_names, source)
+        return splits
 
     load.__qualname__ = f"load_{name.replace('-', '_')}"
-    return load
+    spec = DatasetSpec(name, load, (1, 28, 28), class_names, description)
+    return spec
 
 
 BUILTIN = (
@@ -43,4 +46,4 @@ BUILTIN = (
 @hookimpl
 def ganbench_register_datasets(register):
     for name, torchvision_folder, classes, description in BUILTIN:
-        register(DatasetSpec(name, loader(name, torchvision_folder, classes), (1, 28, 28), classes, description))
+        register(builtin_spec(name, torchvision_folder, classes, description))

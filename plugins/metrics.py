@@ -11,14 +11,15 @@ from ganbench.hookspecs import hookimpl
 from ganbench.specs import TASK_SUPER_RESOLUTION, TASKS, MetricSpec
 
 
-def _real_cache_name(ev: Evaluation) -> str:
-    return f"ganbench-{ev.data.name}-test"
+def _real_name(ev: Evaluation) -> str:
+    """Names the test split's cached features."""
+    return f"{ev.data.name}-test"
 
 
 def compute_domain(ev: Evaluation) -> dict[str, float]:
     from ganbench.evaluation.fidelity import domain_metrics  # torch-fidelity: imported when first needed
 
-    return domain_metrics(ev.classifier, ev.samples, ev.data.test_images, _real_cache_name(ev), ev.cache_dir, ev.device)
+    return domain_metrics(ev.classifier, ev.features, ev.data.test_images, _real_name(ev), ev.cache_dir)
 
 
 def compute_inception(ev: Evaluation) -> MetricValues:
@@ -27,7 +28,7 @@ def compute_inception(ev: Evaluation) -> MetricValues:
     weights = ev.inception_weights()
     if weights.path is None:
         return MetricValues({C.FID_INCEPTION: math.nan}, notes={C.FID_INCEPTION: weights.reason})
-    fid = inception_fid(weights.path, ev.samples, ev.data.test_images, _real_cache_name(ev), ev.cache_dir, ev.device)
+    fid = inception_fid(weights.path, ev.samples, ev.data.test_images, _real_name(ev), ev.cache_dir, ev.device)
     return MetricValues({C.FID_INCEPTION: fid})
 
 

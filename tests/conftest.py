@@ -7,6 +7,8 @@ re-run reuses it; a clean CI checkout trains it once (about 1.5 minutes on 2 CPU
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,10 @@ from ganbench.errors import UsageError
 from ganbench.evaluation.classifier import load_or_train
 from ganbench.registry import load_registry
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent / "fixtures"  # prefer the fixtures_dir fixture; kept for modules that import it
+# The console script of the environment running the tests (its bin/ need not be on PATH).
+_script = Path(sys.executable).with_name("ganbench")
+GANBENCH = [str(_script)] if _script.is_file() else [sys.executable, "-m", "ganbench"]
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +63,29 @@ def run_kwargs(cache_dir, tmp_path):
         download=False,
         out=tmp_path / "run",
     )
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """tests/fixtures: the test plugins."""
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def ganbench_command() -> list[str]:
+    """The argv prefix that runs the installed ``ganbench`` command (for Popen and the like)."""
+    return list(GANBENCH)
+
+
+@pytest.fixture
+def ganbench_cli():
+    """Runs the installed ``ganbench`` console script in a subprocess, as a user does:
+    ``ganbench_cli("list", "--plugin", path, env=None, cwd=None)`` returns the
+    ``subprocess.CompletedProcess`` (text stdout and stderr captured; 600 s timeout)."""
+
+    def run(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*GANBENCH, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+        )
+
+    return run

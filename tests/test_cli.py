@@ -1,23 +1,37 @@
 """The ``ganbench`` command as a user runs it: the installed console script, in a subprocess."""
 
+import hashlib
 import json
-import shutil
+import os
+import signal
 import subprocess
-import sys
+import time
 
 import pandas as pd
 import pytest
-from conftest import FIXTURES
 
 
-def ganbench(*args, env=None, cwd=None):
-    exe = shutil.which("ganbench") or f"{sys.executable} -m ganbench"
-    return subprocess.run(
-        [*exe.split(), *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
-    )
+@pytest.fixture
+def ganbench(ganbench_cli):
+    return ganbench_cli
 
 
-def test_list_shows_each_provider():
+def tree_digest(folder):
+    """sha256 of every file under ``folder``, by relative path."""
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+
+
+def one_line_error(out):
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ganbench: error: "), out.stderr
+    return lines[0]
+
+
+def test_list_shows_each_provider(ganbench):
     out = ganbench("list")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -31,22 +45,22 @@ def test_list_shows_each_provider():
     assert any("domain-fidelity" in line and "fid_domain" in line for line in lines)
 
 
-def test_list_reports_a_broken_plugin_and_still_lists_the_rest():
-    out = ganbench("list", "--plugin", FIXTURES / "plugin_broken.py", "--plugin", FIXTURES / "plugin_all_hooks.py")
+def test_list_reports_a_broken_plugin_and_still_lists_the_rest(ganbench, fixtures_dir):
+    out = ganbench(
+        "list", "--plugin", fixtures_dir / "plugin_broken.py", "--plugin", fixtures_dir / "plugin_all_hooks.py"
+    )
     assert out.returncode == 0
     assert "Plugin errors:" in out.stdout and "plugin_broken.py" in out.stdout and "ModuleNotFoundError" in out.stdout
     assert "linear" in out.stdout and "fashion-mnist-tiny" in out.stdout and "mean-intensity" in out.stdout
 
 
-def test_plugins_from_the_environment(tmp_path):
-    import os
-
-    env = {**os.environ, "GANBENCH_PLUGINS": str(FIXTURES / "plugin_all_hooks.py")}
+def test_plugins_from_the_environment(tmp_path, ganbench, fixtures_dir):
+    env = {**os.environ, "GANBENCH_PLUGINS": str(fixtures_dir / "plugin_all_hooks.py")}
     out = ganbench("list", env=env)
     assert out.returncode == 0 and "linear" in out.stdout
 
 
-def test_run_end_to_end(tmp_path, cache_dir):
+def test_run_end_to_end(tmp_path, cache_dir, ganbench):
     out_dir = tmp_path / "run"
     config = tmp_path / "run.toml"
     config.write_text(
@@ -83,9 +97,17 @@ def test_run_end_to_end(tmp_path, cache_dir):
         (["run", "--bogus"], "No such option"),
         (["run", "--variants", "cgan", "--config", "/no/such.toml"], "config file /no/such.toml does not exist"),
         (["data", "--dataset", "mnist", "--no-download"], "mnist data not found; tried:"),
+        (["run", "--variants", "cgan", "--seeds", "0,0"], "seeds: 0 given more than once; name each seed once"),
+        (
+            ["run", "--variants", "cgan", "--seeds", "4-0"],
+            "seeds: range '4-0' is reversed; write it low-high, e.g. 0-4",
+        ),
+        (["run", "--variants", "cgan,cgan"], "variants in command line: cgan given more than once"),
+        (["run", "--resume", "/no/such/run"], "--resume /no/such/run: no ganbench run there"),
+        (["run", "--resume", "/no/such/run", "--out", "x"], "--resume RUN_DIR takes the run's own options"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
+def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path, ganbench):
     out = ganbench(*args, cwd=tmp_path)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
@@ -93,12 +115,145 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_data_command_says_where_the_data_is():
+def test_data_command_says_where_the_data_is(ganbench):
     out = ganbench("data", "--no-download")
     assert out.returncode == 0 and "60000 train / 10000 test" in out.stdout
 
 
-def test_help_and_version():
+def test_help_and_version(ganbench):
     assert ganbench("--help").returncode == 0
     out = ganbench("--version")
     assert out.returncode == 0 and "0.1.0" in out.stdout
+
+
+SMALL = ["--budget", "2steps", "--evals", "1", "--eval-samples", "100", "--device", "cpu", "--no-download"]
+
+
+@pytest.fixture
+def small_run(cache_dir):
+    """A fast run's arguments: two steps, one evaluation of 100 samples, only class metrics."""
+    return [*SMALL, "--metrics", "class-consistency", "--cache-dir", str(cache_dir)]
+
+
+def folder_with_a_config(tmp):
+    (tmp / "mine").mkdir()
+    (tmp / "mine" / "config.json").write_text('{"lr": 1}')
+    return tmp / "mine"
+
+
+def regular_file(tmp):
+    (tmp / "notes.txt").write_text("mine")
+    return tmp / "notes.txt"
+
+
+@pytest.mark.parametrize(
+    "make_out, message",
+    [
+        (folder_with_a_config, "already holds files that are not a ganbench run (config.json); accepted: a new or "
+                               "empty directory, or a ganbench run to resume"),
+        (regular_file, "is a file, not a directory; accepted: a new or empty directory, or a ganbench run to resume"),
+        (lambda tmp: "/proc/x", "cannot create run directory /proc/x (No such file or directory); choose a writable --out"),
+    ],
+    ids=["folder-with-a-config", "regular-file", "proc"],
+)  # fmt: skip
+def test_an_out_that_is_not_a_run_is_refused_and_left_alone(make_out, message, tmp_path, small_run, ganbench):
+    out_path = make_out(tmp_path)
+    before = tree_digest(tmp_path)
+    out = ganbench("run", "--variants", "cgan", *small_run, "--out", out_path)
+    assert out.returncode == 2 and message in one_line_error(out)
+    assert tree_digest(tmp_path) == before
+
+
+@pytest.mark.slow
+def test_a_run_where_a_variant_failed_exits_1_and_says_which(tmp_path, small_run, ganbench):
+    plugin = tmp_path / "failing.py"
+    plugin.write_text(
+        "from ganbench import VariantSpec, hookimpl\n"
+        "from ganbench_plugins.dcgan import DCGAN\n"
+        "from ganbench.adversarial import GANConfig\n"
+        "class Failing(DCGAN):\n"
+        "    def train_step(self, data):\n"
+        "        raise RuntimeError('out of cheese')\n"
+        "@hookimpl\n"
+        "def ganbench_register_variants(register):\n"
+        "    register(VariantSpec('failing', Failing, GANConfig))\n"
+    )
+    out = ganbench("run", "--variants", "failing,dcgan", "--plugin", plugin, *small_run, "--out", tmp_path / "run")
+    assert out.returncode == 1
+    assert "ganbench: failing seed 0 failed at step 0: RuntimeError: out of cheese" in out.stderr
+    jobs = pd.read_csv(tmp_path / "run" / "jobs.csv")
+    assert jobs.status.tolist() == ["failed", "ok"]
+
+
+@pytest.mark.slow
+def test_two_runs_on_the_same_out_at_once_one_runs_and_the_other_is_refused(tmp_path, cache_dir, ganbench_command):
+    args = [*ganbench_command, "run", "--variants", "cgan", "--budget", "30steps", "--evals", "1",
+            "--eval-samples", "100", "--device", "cpu", "--no-download", "--cache-dir", str(cache_dir),
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    runs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(r.pid, *r.communicate(timeout=600), r.returncode) for r in runs]
+    codes = sorted(code for *_, code in results)
+    assert codes == [0, 2], results
+    (winner,) = [pid for pid, _, _, code in results if code == 0]
+    (refused,) = [stderr for _, _, stderr, code in results if code == 2]
+    assert f"is in use by pid {winner} on host" in refused and refused.startswith("ganbench: error: ")
+    assert len(refused.strip().splitlines()) == 1
+    assert pd.read_csv(tmp_path / "run" / "jobs.csv").status.tolist() == ["ok"]
+
+
+@pytest.mark.slow
+def test_a_run_remade_from_its_config_json_goes_to_a_new_directory(tmp_path, small_run, ganbench):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = ganbench("run", "--variants", "cgan", *small_run, cwd=tmp_path / "a")
+    assert first.returncode == 0, first.stderr
+    (old,) = (tmp_path / "a" / "results").iterdir()
+    before = tree_digest(old)
+    again = ganbench("run", "--config", old / "config.json", cwd=tmp_path / "b")
+    assert again.returncode == 0, again.stderr
+    (new,) = (tmp_path / "b" / "results").iterdir()
+    assert tree_digest(old) == before
+    drop = ["train_seconds", "train_img_per_s", "gen_img_per_s", "peak_mem_mb", "eval_seconds"]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(old / "metrics.csv").drop(columns=drop), pd.read_csv(new / "metrics.csv").drop(columns=drop)
+    )
+
+
+@pytest.mark.slow
+def test_a_relative_plugin_path_in_config_json_works_from_another_folder(tmp_path, small_run, ganbench, fixtures_dir):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "plugin.py").write_text((fixtures_dir / "plugin_all_hooks.py").read_text())
+    args = ["--variants", "linear", "--dataset", "fashion-mnist-tiny", *small_run]
+    first = ganbench("run", "--plugin", "plugin.py", *args, "--out", "run", cwd=tmp_path / "a")
+    assert first.returncode == 0, first.stderr
+    record = json.loads((tmp_path / "a" / "run" / "config.json").read_text())
+    assert record["run"]["plugin"] == [str(tmp_path / "a" / "plugin.py")]
+    again = ganbench("run", "--config", tmp_path / "a" / "run" / "config.json", "--out", "run", cwd=tmp_path / "b")
+    assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_keeps_the_rows_and_the_run_resumes(tmp_path, cache_dir, ganbench_command, ganbench):
+    out = tmp_path / "run"
+    args = ["run", "--variants", "cgan", "--budget", "400steps", "--evals", "4", "--eval-samples", "100",
+            "--metrics", "class-consistency", "--device", "cpu", "--no-download", "--cache-dir", str(cache_dir),
+            "--out", str(out)]  # fmt: skip
+    process = subprocess.Popen([*ganbench_command, *args], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (out / "metrics.csv").exists() or len(pd.read_csv(out / "metrics.csv")) < 2:  # the first evaluation
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    os.kill(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    assert (
+        f"ganbench: interrupted; rows written so far are kept; continue it with: ganbench run --resume {out}" in stderr
+    )
+    frame = pd.read_csv(out / "metrics.csv").set_index("variant").loc["cgan"]
+    assert frame.status.tolist()[:1] == ["ok"] and frame.status.tolist()[-1] == "interrupted"
+    assert pd.read_csv(out / "jobs.csv").status.tolist() == ["interrupted"]
+    resumed = ganbench("run", "--resume", out)
+    assert resumed.returncode == 0, resumed.stderr
+    frame = pd.read_csv(out / "metrics.csv").set_index("variant").loc["cgan"]
+    assert frame.status.tolist() == ["ok"] * 4 and frame.step.tolist() == [100, 200, 300, 400]

@@ -14,15 +14,18 @@ def test_uint8_float_round_trip():
 def test_batches_cover_an_epoch_without_replacement(fashion):
     images, labels = fashion.train_images[:640], fashion.train_labels[:640]
     source = BatchSource(images, labels, batch_size=64, seed=3)
-    seen = []
+    seen, seen_labels = [], []
     for _ in range(10):
         batch = source.next()
         assert batch.images.shape == (64, 1, 28, 28) and batch.images.dtype == torch.float32
         assert batch.images.min() >= -1 and batch.images.max() <= 1
-        seen.append(batch.labels)
+        seen.append(to_uint8(batch.images))
+        seen_labels.append(batch.labels)
     assert source.images_seen == 640
-    # every image exactly once: the multiset of labels equals the data's
-    assert torch.equal(torch.cat(seen).sort().values, labels.sort().values)
+    # every image exactly once, with its own label: the multisets of (image, label) pairs are equal
+    pairs = lambda x, y: sorted(zip(map(bytes, x.flatten(1).numpy()), y.tolist()))  # noqa: E731
+    assert pairs(torch.cat(seen), torch.cat(seen_labels)) == pairs(images, labels)
+    assert not torch.equal(torch.cat(seen_labels), labels)  # shuffled, not handed out in order
 
 
 def test_same_seed_same_batches_and_state_resumes_exactly(fashion):

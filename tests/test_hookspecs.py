@@ -32,8 +32,8 @@ def test_hook_is_documented_in_plugins_md(hook):
 
 
 @pytest.mark.parametrize("hook", HOOKS)
-def test_hook_is_exercised_by_a_test_plugin(hook):
-    implementing = [p for p in (ROOT / "tests" / "fixtures").glob("*.py") if re.search(rf"def {hook}\(", p.read_text())]
+def test_hook_is_exercised_by_a_test_plugin(hook, fixtures_dir):
+    implementing = [p for p in fixtures_dir.glob("*.py") if re.search(rf"def {hook}\(", p.read_text())]
     assert implementing, f"no test plugin implements {hook}"
 
 

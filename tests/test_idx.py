@@ -6,9 +6,10 @@ import pytest
 import torch
 from ganbench_plugins.datasets import FASHION_MNIST_CLASSES
 
-from ganbench.data import DataRequest
+from ganbench.data import DataRequest, DatasetSplits, check_splits, load_dataset
 from ganbench.errors import UsageError
-from ganbench.idx import DATA_ENV, DEBIAN_ROOT, IDX_FILES, locate, read_idx
+from ganbench.idx import DATA_ENV, DEBIAN_ROOT, IDX_FILES, locate, read_idx, read_splits
+from ganbench.specs import DatasetSpec
 
 DEBIAN = DEBIAN_ROOT / "fashion-mnist"
 
@@ -98,5 +99,253 @@ def test_a_failed_download_is_reported_not_raised(tmp_path, monkeypatch):
 def test_not_an_idx_file(tmp_path):
     path = tmp_path / "bad"
     path.write_bytes(b"\x01\x02\x03\x04")
-    with pytest.raises(ValueError, match="not an unsigned-byte IDX file"):
+    with pytest.raises(ValueError, match="not an unsigned-byte IDX file"):  # still a ValueError for plugins
         read_idx(path)
+
+
+# --- damaged and mismatched files: one-line UsageErrors naming the file -------------------------
+
+
+@pytest.fixture
+def write_idx():
+    """``write_idx(path, array, magic=None)``: an unsigned-byte IDX file (gzipped if named .gz)."""
+
+    def write(path, array, magic=None):
+        array = np.asarray(array, dtype=np.uint8)
+        magic = (0x0800 | array.ndim) if magic is None else magic
+        header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+        with (gzip.open if path.suffix == ".gz" else open)(path, "wb") as f:
+            f.write(header + array.tobytes())
+        return path
+
+    return write
+
+
+def one_line(err) -> str:
+    message = str(err.value)
+    assert isinstance(err.value, UsageError) and "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("name", ["x-idx3-ubyte", "x-idx3-ubyte.gz"])
+def test_a_hand_made_file_reads_back(tmp_path, write_idx, name):
+    array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    assert np.array_equal(read_idx(write_idx(tmp_path / name, array), ndim=3), array)
+
+
+def test_truncated_data_says_how_much_is_there_and_what_the_header_declares(tmp_path, write_idx):
+    path = write_idx(tmp_path / "images", np.zeros((3, 2, 2)))
+    path.write_bytes(path.read_bytes()[:-7])
+    with pytest.raises(UsageError) as err:
+        read_idx(path, ndim=3)
+    assert one_line(err) == (
+        f"{path} is truncated: holds 5 bytes of image data, its header declares 3x2x2 (12 bytes); "
+        "replace it with an intact copy or pass --data-dir DIR"
+    )
+
+
+def test_extra_bytes_after_the_declared_data_are_refused(tmp_path, write_idx):
+    path = write_idx(tmp_path / "labels", np.zeros(4))
+    path.write_bytes(path.read_bytes() + b"\x00\x00")
+    with pytest.raises(
+        UsageError, match=r"labels holds 6 bytes of label data, 2 more than its header declares \(4, 4 bytes\)"
+    ):
+        read_idx(path, ndim=1)
+
+
+def test_a_header_cut_short_is_truncated(tmp_path):
+    path = tmp_path / "images"
+    path.write_bytes(b"\x00\x00\x08\x03\x00\x00")
+    with pytest.raises(UsageError, match=r"is truncated: 6 bytes, shorter than its 16-byte IDX header"):
+        read_idx(path, ndim=3)
+
+
+def test_a_gz_file_cut_in_half_is_truncated_not_an_eof_error(tmp_path):
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    whole = (DEBIAN / path.name).read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(UsageError) as err:
+        read_idx(path, ndim=1)
+    assert one_line(err).startswith(f"{path} is truncated: its gzip stream ends early (EOFError: ")
+
+
+def _zero_16_bytes_mid_stream(gz: bytearray) -> str:
+    gz[len(gz) // 2 : len(gz) // 2 + 16] = bytes(16)
+    return r"BadGzipFile: CRC check failed"
+
+
+def _invalid_deflate_block(gz: bytearray) -> str:
+    gz[10] = 0xFF  # the first deflate block, right after a name-less 10-byte header: block type 3 is reserved
+    return r"error: Error -3 while decompressing data: invalid block type"
+
+
+@pytest.mark.parametrize("damage", [_zero_16_bytes_mid_stream, _invalid_deflate_block])
+def test_a_damaged_gzip_stream_is_not_an_intact_gzip_file(tmp_path, damage):
+    labels = (DEBIAN / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    gz = bytearray(gzip.compress(gzip.decompress(labels), mtime=0))
+    reason = damage(gz)
+    path = tmp_path / "labels.gz"
+    path.write_bytes(bytes(gz))
+    with pytest.raises(UsageError, match=rf"^{path} is not an intact gzip file \({reason}"):
+        read_idx(path, ndim=1)
+
+
+def test_a_plain_file_named_gz_is_not_an_intact_gzip_file(tmp_path, write_idx):
+    path = tmp_path / "labels.gz"
+    path.write_bytes(write_idx(tmp_path / "labels", np.zeros(4)).read_bytes())
+    with pytest.raises(UsageError, match=r"labels.gz is not an intact gzip file \(BadGzipFile: Not a gzipped file"):
+        read_idx(path, ndim=1)
+
+
+def test_a_gzipped_file_not_named_gz_says_to_rename_it(tmp_path, write_idx):
+    path = tmp_path / "labels"
+    path.write_bytes(write_idx(tmp_path / "labels.gz", np.zeros(4)).read_bytes())
+    with pytest.raises(UsageError, match=r"labels is gzip-compressed but not named .gz; rename it to labels.gz"):
+        read_idx(path, ndim=1)
+
+
+def test_an_unreadable_path_cannot_be_read(tmp_path):
+    with pytest.raises(UsageError, match=r"cannot be read \(IsADirectoryError: "):
+        read_idx(tmp_path, ndim=1)
+
+
+def test_a_labels_file_where_images_belong_has_the_wrong_magic(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    shutil.copy(DEBIAN / "t10k-labels-idx1-ubyte.gz", path)
+    with pytest.raises(UsageError) as err:
+        read_idx(path, ndim=3)
+    assert one_line(err) == (
+        f"{path} is not an IDX image file: magic number 0x00000801, expected 0x00000803 (unsigned bytes, 3-d); "
+        "replace it with an intact copy or pass --data-dir DIR"
+    )
+
+
+def test_a_float_idx_file_has_the_wrong_magic(tmp_path, write_idx):
+    path = write_idx(tmp_path / "images", np.zeros((1, 1, 1)), magic=0x0D03)  # IDX type 0x0D: float32
+    with pytest.raises(UsageError, match=r"magic number 0x00000d03, expected 0x00000803"):
+        read_idx(path, ndim=3)
+
+
+def test_without_ndim_any_number_of_dimensions_is_accepted(tmp_path, write_idx):
+    array = np.ones((2, 1, 2, 1), dtype=np.uint8)  # a third-party plugin's own layout
+    assert read_idx(write_idx(tmp_path / "x", array)).shape == (2, 1, 2, 1)
+
+
+@pytest.fixture
+def tiny_dir(tmp_path, write_idx):
+    """A four-file IDX dataset of 1x2x2 images in 3 classes: 6 train, 3 test."""
+    for stem, array in (
+        ("train-images-idx3-ubyte", np.zeros((6, 2, 2))),
+        ("train-labels-idx1-ubyte", [0, 1, 2, 0, 1, 2]),
+        ("t10k-images-idx3-ubyte", np.zeros((3, 2, 2))),
+        ("t10k-labels-idx1-ubyte", [0, 1, 2]),
+    ):
+        write_idx(tmp_path / stem, array)
+    return tmp_path
+
+
+def test_read_splits_of_a_hand_made_dataset(tiny_dir):
+    splits = read_splits(tiny_dir, "tiny", ("a", "b", "c"), "here")
+    assert splits.train_images.shape == (6, 1, 2, 2) and splits.test_labels.tolist() == [0, 1, 2]
+
+
+def test_fewer_labels_than_images_names_both_files(tiny_dir, write_idx):
+    labels = write_idx(tiny_dir / "train-labels-idx1-ubyte", [0, 1, 2, 0, 1])
+    with pytest.raises(UsageError) as err:
+        read_splits(tiny_dir, "tiny", ("a", "b", "c"), "here")
+    assert one_line(err) == (
+        f"{labels} holds 5 labels but {tiny_dir / 'train-images-idx3-ubyte'} holds 6 images; "
+        "replace them with a matching pair from one copy of tiny or pass --data-dir DIR"
+    )
+
+
+def test_a_missing_file_is_named(tiny_dir):
+    (tiny_dir / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(UsageError, match=r"holds no t10k-labels-idx1-ubyte \(or t10k-labels-idx1-ubyte.gz\)"):
+        read_splits(tiny_dir, "tiny", ("a", "b", "c"), "here")
+
+
+# --- check_splits: what any dataset plugin's load returned, against its spec -------------------
+
+TINY = DatasetSpec("tiny", lambda request: None, (1, 2, 2), ("a", "b", "c"))
+
+
+def tiny_splits(**changes):
+    fields = dict(
+        name="tiny",
+        train_images=torch.zeros(6, 1, 2, 2, dtype=torch.uint8),
+        train_labels=torch.tensor([0, 1, 2, 0, 1, 2]),
+        test_images=torch.zeros(3, 1, 2, 2, dtype=torch.uint8),
+        test_labels=torch.tensor([0, 1, 2]),
+        class_names=("a", "b", "c"),
+        source="--data-dir /somewhere",
+    )
+    return DatasetSplits(**{**fields, **changes})
+
+
+def test_check_splits_accepts_splits_that_match_the_spec():
+    check_splits(TINY, tiny_splits())  # raises if anything is refused
+
+
+@pytest.mark.parametrize("split, labels, bad", [("train", [0, 1, 2, 0, 11, 11], 11), ("test", [0, -1, 2], -1)])
+def test_a_label_outside_the_classes_is_named_with_the_accepted_range(split, labels, bad):
+    with pytest.raises(UsageError) as err:
+        check_splits(TINY, tiny_splits(**{f"{split}_labels": torch.tensor(labels)}))
+    outside = sum(not 0 <= v <= 2 for v in labels)
+    assert one_line(err).startswith(
+        f"dataset tiny from --data-dir /somewhere has {split} label {bad} "
+        f"({outside} of its {len(labels)} {split} labels are outside 0..2); accepted: 0..2 for its 3 classes; "
+    )
+
+
+def test_images_of_another_shape_than_the_spec_are_refused():
+    splits = tiny_splits(
+        train_images=torch.zeros(6, 1, 3, 3, dtype=torch.uint8), test_images=torch.zeros(3, 1, 3, 3, dtype=torch.uint8)
+    )
+    with pytest.raises(
+        UsageError,
+        match=r"^dataset tiny from --data-dir /somewhere holds 1x3x3 train images, its spec declares 1x2x2; ",
+    ):
+        check_splits(TINY, splits)
+
+
+def test_test_images_of_another_shape_than_train_images_are_refused():
+    with pytest.raises(UsageError, match=r"holds 1x3x3 test images but 1x2x2 train images; both must be 1x2x2"):
+        check_splits(TINY, tiny_splits(test_images=torch.zeros(3, 1, 3, 3, dtype=torch.uint8)))
+
+
+def test_class_names_other_than_the_spec_are_refused():
+    with pytest.raises(UsageError, match=r"names its classes \(a, b, x\) but its spec declares \(a, b, c\)"):
+        check_splits(TINY, tiny_splits(class_names=("a", "b", "x")))
+
+
+def test_an_empty_split_is_refused():
+    splits = tiny_splits(test_images=torch.zeros(0, 1, 2, 2, dtype=torch.uint8), test_labels=torch.zeros(0).long())
+    with pytest.raises(UsageError, match=r"has an empty test split"):
+        check_splits(TINY, splits)
+
+
+def test_a_load_that_returns_something_else_is_refused():
+    with pytest.raises(UsageError, match=r"dataset tiny's load returned dict, not DatasetSplits"):
+        check_splits(TINY, {})
+
+
+@pytest.mark.parametrize("exc", [ValueError("bad header"), OSError("disk on fire"), EOFError("cut short")])
+def test_a_plugins_load_error_becomes_one_line_naming_the_dataset(exc):
+    def load(request):
+        raise exc
+
+    with pytest.raises(UsageError) as err:
+        load_dataset(DatasetSpec("tiny", load, (1, 2, 2), ("a",)), None)
+    assert one_line(err).startswith(f"dataset tiny could not be loaded ({type(exc).__name__}: {exc}); ")
+
+
+def test_a_plugins_usage_error_passes_through_unchanged():
+    original = UsageError("tiny data not found; pass --data-dir DIR")
+
+    def load(request):
+        raise original
+
+    with pytest.raises(UsageError) as err:
+        load_dataset(DatasetSpec("tiny", load, (1, 2, 2), ("a",)), None)
+    assert err.value is original

@@ -2,7 +2,6 @@ import sys
 import textwrap
 
 import pytest
-from conftest import FIXTURES
 
 from ganbench import VariantSpec
 from ganbench.errors import UsageError
@@ -25,16 +24,16 @@ def test_without_entry_points_nothing_is_registered():
     assert registry.variants == {} and registry.datasets == {} and registry.metrics == {}
 
 
-def test_plugin_file_registers_through_every_hook():
-    registry = load_registry([FIXTURES / "plugin_all_hooks.py"], environ={})
-    plugin = str(FIXTURES / "plugin_all_hooks.py")
+def test_plugin_file_registers_through_every_hook(fixtures_dir):
+    registry = load_registry([fixtures_dir / "plugin_all_hooks.py"], environ={})
+    plugin = str(fixtures_dir / "plugin_all_hooks.py")
     assert registry.variants["linear"].plugin == plugin
     assert registry.datasets["fashion-mnist-tiny"].plugin == plugin
     assert registry.metrics["mean-intensity"].plugin == plugin
     assert BUILTIN_VARIANTS <= set(registry.variants)  # still there
 
 
-def test_plugin_files_from_the_environment_variable(tmp_path):
+def test_plugin_files_from_the_environment_variable(tmp_path, fixtures_dir):
     second = tmp_path / "second.py"
     second.write_text(
         textwrap.dedent(
@@ -49,15 +48,15 @@ def test_plugin_files_from_the_environment_variable(tmp_path):
             """
         )
     )
-    environ = {PLUGINS_ENV: f"{FIXTURES / 'plugin_all_hooks.py'}:{second}"}
+    environ = {PLUGINS_ENV: f"{fixtures_dir / 'plugin_all_hooks.py'}:{second}"}
     registry = load_registry(environ=environ)
     assert {"linear", "dcgan-copy"} <= set(registry.variants)
     assert registry.errors == []
 
 
-def test_a_plugin_that_fails_to_import_is_reported_by_name_and_the_rest_load():
-    broken = FIXTURES / "plugin_broken.py"
-    registry = load_registry([broken, FIXTURES / "plugin_all_hooks.py"], environ={})
+def test_a_plugin_that_fails_to_import_is_reported_by_name_and_the_rest_load(fixtures_dir):
+    broken = fixtures_dir / "plugin_broken.py"
+    registry = load_registry([broken, fixtures_dir / "plugin_all_hooks.py"], environ={})
     assert [e.plugin for e in registry.errors] == [str(broken)]
     assert "ModuleNotFoundError" in registry.errors[0].message
     assert "ganbench_no_such_module" in registry.errors[0].message
@@ -77,8 +76,8 @@ def test_a_broken_entry_point_is_reported_and_the_rest_load(monkeypatch, tmp_pat
     assert BUILTIN_VARIANTS <= set(registry.variants)
 
 
-def test_an_installed_third_party_plugin_is_discovered_through_its_entry_point(monkeypatch, tmp_path):
-    (tmp_path / "thirdparty_gan.py").write_text((FIXTURES / "plugin_all_hooks.py").read_text())
+def test_an_installed_third_party_plugin_is_discovered_through_its_entry_point(monkeypatch, tmp_path, fixtures_dir):
+    (tmp_path / "thirdparty_gan.py").write_text((fixtures_dir / "plugin_all_hooks.py").read_text())
     dist = tmp_path / "thirdparty_gan-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-gan\nVersion: 0.1\n")
@@ -91,8 +90,8 @@ def test_an_installed_third_party_plugin_is_discovered_through_its_entry_point(m
     assert registry.errors == []
 
 
-def test_conflicts_and_invalid_registrations_name_the_plugins_and_keep_the_first():
-    path = str(FIXTURES / "plugin_conflicts.py")
+def test_conflicts_and_invalid_registrations_name_the_plugins_and_keep_the_first(fixtures_dir):
+    path = str(fixtures_dir / "plugin_conflicts.py")
     registry = load_registry([path], environ={})
     messages = [str(e) for e in registry.errors]
     assert all(e.plugin == path for e in registry.errors)
@@ -107,8 +106,8 @@ def test_conflicts_and_invalid_registrations_name_the_plugins_and_keep_the_first
     assert "Bad_Name" not in registry.variants and "dict-gan" not in registry.variants
 
 
-def test_a_raising_hook_and_an_unknown_hook_are_reported():
-    path = str(FIXTURES / "plugin_raises.py")
+def test_a_raising_hook_and_an_unknown_hook_are_reported(fixtures_dir):
+    path = str(fixtures_dir / "plugin_raises.py")
     registry = load_registry([path], environ={})
     messages = [e.message for e in registry.errors if e.plugin == path]
     assert any("RuntimeError: registration exploded" in m for m in messages)

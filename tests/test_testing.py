@@ -26,6 +26,16 @@ class ReadsNoData(DCGAN):
         return {"loss": torch.zeros(())}
 
 
+class OutOfRange(DCGAN):
+    def generate(self, z, labels):
+        return 2 * super().generate(z, labels).sign()  # -2 and 2: outside [-1, 1]
+
+
+class WrongShape(DCGAN):
+    def generate(self, z, labels):
+        return super().generate(z, labels)[:, :, :14]
+
+
 def test_a_generator_that_ignores_labels_is_caught(fashion):
     with pytest.raises(AssertionError, match="labels are ignored"):
         check_labels_honoured(build_variant(VariantSpec("x", IgnoresLabels, GANConfig, conditional=True), fashion))
@@ -45,3 +55,7 @@ def test_check_generate_checks_shape_and_range(fashion):
     v = build_variant("dcgan", fashion)
     images = check_generate(v, conditional=False, n=7)
     assert images.shape == (7, 1, 28, 28)
+    with pytest.raises(AssertionError, match=r"in \[-1, 1\]"):
+        check_generate(build_variant(VariantSpec("x", OutOfRange, GANConfig), fashion), conditional=False)
+    with pytest.raises(AssertionError, match=r"shape \(20, 1, 14, 28\), expected \(20, 1, 28, 28\)"):
+        check_generate(build_variant(VariantSpec("x", WrongShape, GANConfig), fashion), conditional=False)

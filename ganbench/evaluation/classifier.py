@@ -4,15 +4,16 @@
 It is trained once per dataset on the train split with a fixed seed, scored on the test
 split, and cached (weights and test accuracy) under the cache directory, keyed by the data's
 fingerprint and the architecture version. GAN training never sees it. Weights are loaded with
-``torch.load(weights_only=True)``.
+``torch.load(weights_only=True)`` (a crafted pickle is refused, not run) and written with
+:func:`~ganbench.harness.rundir.atomic_write`.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.data import DatasetSplits, to_float
-from ganbench.errors import describe
+from ganbench.evaluation.cache import safe_load, short_reason
+from ganbench.harness.rundir import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,27 @@ class HeldOutClassifier:
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self._batched(self.net.features, images)
 
+    @torch.no_grad()
+    def features_and_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both in one pass; the logits are bit for bit those of :meth:`logits` (the same chunks,
+        and dropout is the identity in eval mode)."""
+        features, logits = [], []
+        for chunk in images.split(EVAL_BATCH):
+            f = self.net.features(chunk.to(self.device))
+            features.append(f.float().cpu())
+            logits.append(self.net.head(f).float().cpu())
+        return torch.cat(features), torch.cat(logits)
+
+    @functools.cached_property
+    def weights_sha256(self) -> str:
+        """SHA-256 of the weights (as in config.json's classifier record): feature caches are keyed
+        by it, since a classifier retrained elsewhere keeps its name but not its features."""
+        h = hashlib.sha256()
+        for name, tensor in sorted(self.net.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         return self.logits(images).argmax(1)
 
@@ -151,8 +174,8 @@ def load_or_train(splits: DatasetSplits, cache_dir: Path, device: torch.device) 
     if path.is_file():
         try:
             net, state = load_weights_file(path, device)
-        except Exception as exc:  # truncated, or written by an incompatible version: train anew
-            log.warning("held-out classifier: cannot load %s (%s); training it again", path, describe(exc))
+        except Exception as exc:  # truncated, crafted, or written by an incompatible version: train anew
+            log.warning("held-out classifier: cannot load %s (%s); training it again", path, short_reason(exc))
         else:
             log.info("held-out classifier: %s (test accuracy %.4f)", path, state["test_accuracy"])
             return HeldOutClassifier(net, path, float(state["test_accuracy"]), splits.name, digest)
@@ -162,32 +185,27 @@ def load_or_train(splits: DatasetSplits, cache_dir: Path, device: torch.device) 
     seconds = time.perf_counter() - start
     clf = HeldOutClassifier(net, path, float("nan"), splits.name, digest)
     clf.test_accuracy = clf.accuracy(splits.test_images, splits.test_labels)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(
-        {
-            "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
-            "test_accuracy": clf.test_accuracy,
-            "dataset": splits.name,
-            "image_shape": list(splits.image_shape),
-            "num_classes": splits.num_classes,
-            "fingerprint": digest,
-            "arch_version": ARCH_VERSION,
-            "epochs": EPOCHS,
-            "seed": SEED,
-            "train_seconds": seconds,
-            "torch_version": str(torch.__version__),
-        },
-        tmp,
-    )
-    os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+    state = {
+        "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
+        "test_accuracy": clf.test_accuracy,
+        "dataset": splits.name,
+        "image_shape": list(splits.image_shape),
+        "num_classes": splits.num_classes,
+        "fingerprint": digest,
+        "arch_version": ARCH_VERSION,
+        "epochs": EPOCHS,
+        "seed": SEED,
+        "train_seconds": seconds,
+        "torch_version": str(torch.__version__),
+    }
+    atomic_write(path, lambda tmp: torch.save(state, tmp))  # a concurrent reader never sees half a file
     log.info("held-out classifier: test accuracy %.4f after %.0f s", clf.test_accuracy, seconds)
     return clf
 
 
 def load_weights_file(path: Path | str, device: torch.device | str = "cpu") -> tuple[HeldOutNet, dict]:
     """The network (in eval mode, on ``device``) and the metadata of a cached weights file."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = safe_load(path)
     net = _new_net(tuple(state["image_shape"]), int(state["num_classes"]))
     net.load_state_dict(state["state_dict"])
     return net.to(device).to(memory_format=torch.channels_last).eval(), state

@@ -1,22 +1,34 @@
-"""torch-fidelity integration: the held-out classifier as a registered feature extractor,
-and torch-fidelity's Inception FID when its weights can be had."""
+"""FID, KID, precision/recall by torch-fidelity's own feature-to-metric functions, on features
+ganbench computes itself: the held-out classifier's (shared by every metric of an evaluation)
+and Inception's.
+
+torch-fidelity never reads or writes a cache here: it loads its caches (and Inception's
+weights) with ``torch.load(weights_only=False)``, which runs whatever pickle it finds. The
+real split's features and statistics are cached by :mod:`ganbench.evaluation.cache` instead.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import torch
 import torch_fidelity
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_kid import kid_features_to_metric
+from torch_fidelity.metric_prc import prc_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from ganbench import columns as C
 from ganbench.downloads import socket_timeout
 from ganbench.errors import describe
+from ganbench.evaluation import cache
 from ganbench.evaluation.classifier import HeldOutClassifier, load_weights_file
 
 log = logging.getLogger(__name__)
@@ -28,12 +40,16 @@ INCEPTION_URL = (
 # torch.hub convention: the file name ends with the first digits of its SHA-256.
 INCEPTION_SHA256_PREFIX = "6726825d"
 DOWNLOAD_TIMEOUT_S = 30
-FEATURE_BATCH = 500
+INCEPTION_BATCH = 64  # torch-fidelity's default batch size: the features of a direct call, bit for bit
+KID_SUBSET_SIZE = 1000
+PRC_SUBSET_SEED = 0
+# torch-fidelity's defaults for everything else (kid_subsets=100, rng_seed=2020, prc_neighborhood=3, ...)
+FIDELITY_KWARGS = dict(verbose=False, save_cpu_ram=True)
 
 
 class ImageTensorDataset(Dataset):
     """uint8 images (N, C, H, W) as torch-fidelity reads them; ``rgb`` repeats grayscale to 3
-    channels, as Inception expects."""
+    channels, as Inception expects. (For direct torch-fidelity calls, e.g. to check ours.)"""
 
     def __init__(self, images: torch.Tensor, rgb: bool = False) -> None:
         self.images = images.cpu()
@@ -48,10 +64,11 @@ class ImageTensorDataset(Dataset):
 
 
 class ClassifierFeatureExtractor(FeatureExtractorBase):
-    """The held-out classifier's 128-d feature layer (and logits) for torch-fidelity.
+    """The held-out classifier's 128-d feature layer (and logits) as a torch-fidelity feature
+    extractor, for direct torch-fidelity calls (ganbench computes the features itself).
 
     torch-fidelity instantiates it by registered name and passes the cached classifier file
-    as ``feature_extractor_weights_path``.
+    as ``feature_extractor_weights_path`` (loaded with ``weights_only=True``).
     """
 
     FEATURES = ("features", "logits")
@@ -92,54 +109,79 @@ def register_classifier_extractor(classifier: HeldOutClassifier) -> str:
     return classifier.name
 
 
-def _common_kwargs(device: torch.device, cache_dir: Path, n1: int, n2: int) -> dict:
-    return dict(
-        cuda=device.type == "cuda",
-        batch_size=FEATURE_BATCH,
-        cache_root=str(Path(cache_dir) / "fidelity"),
-        save_cpu_ram=True,  # in-memory tensors: no DataLoader worker processes
-        verbose=False,
-        kid_subset_size=min(1000, n1, n2),
-    )
+def images_sha256(images: torch.Tensor) -> str:
+    return cache.digest({"images": images})
+
+
+def _statistics(features: torch.Tensor) -> dict[str, torch.Tensor]:
+    stats = fid_features_to_statistics(features)
+    return {"mu": torch.from_numpy(stats["mu"]), "sigma": torch.from_numpy(stats["sigma"])}
+
+
+def _fid(generated: torch.Tensor, real_stats: dict[str, torch.Tensor]) -> float:
+    real = {"mu": real_stats["mu"].numpy(), "sigma": real_stats["sigma"].numpy()}
+    metric = fid_statistics_to_metric(fid_features_to_statistics(generated), real, verbose=False)
+    return float(metric[torch_fidelity.KEY_METRIC_FID])
+
+
+def classifier_reference(
+    classifier: HeldOutClassifier, real: torch.Tensor, real_name: str, cache_dir: Path
+) -> dict[str, torch.Tensor]:
+    """The classifier's ``features`` of ``real`` and their FID statistics (``mu``, ``sigma``),
+    cached under ``<cache_dir>/features/``."""
+    identity = {
+        "kind": "classifier-features",
+        "extractor": classifier.name,
+        "weights_sha256": classifier.weights_sha256,
+        "dataset": real_name,
+        "images_sha256": images_sha256(real),
+        "count": len(real),
+    }
+
+    def build() -> dict[str, torch.Tensor]:
+        features = classifier.features(real)
+        return {"features": features, **_statistics(features)}
+
+    return cache.load_or_build(cache.cache_path(cache_dir, f"{real_name}-{classifier.name}"), identity, build)
+
+
+def prc_subset(n_real: int, n: int) -> torch.Tensor | None:
+    """The fixed random subset of the real split that precision/recall compare ``n`` samples
+    with (None: all of it)."""
+    if n >= n_real:
+        return None
+    return torch.randperm(n_real, generator=torch.Generator().manual_seed(PRC_SUBSET_SEED))[:n]
 
 
 def domain_metrics(
     classifier: HeldOutClassifier,
-    generated: torch.Tensor,
+    generated_features: torch.Tensor,
     real: torch.Tensor,
-    real_cache_name: str,
+    real_name: str,
     cache_dir: Path,
-    device: torch.device,
 ) -> dict[str, float]:
     """FID, KID, precision and recall in the held-out classifier's feature space, by
-    torch-fidelity.
+    torch-fidelity's functions, from the samples' features (``Evaluation.features``).
 
     FID and KID compare the samples with all of ``real`` (whose features and statistics are
-    cached under ``real_cache_name``). Precision and recall compare them with a fixed random
-    subset of ``real`` of the same size: the k-NN radii of both sets then mean the same thing,
-    as in Kynkäänniemi et al. 2019, and the cost scales with the number of samples.
+    cached as ``real_name``). Precision and recall compare them with a fixed random subset of
+    ``real`` of the same size: the k-NN radii of both sets then mean the same thing, as in
+    Kynkäänniemi et al. 2019, and the cost scales with the number of samples.
     """
-    extractor = register_classifier_extractor(classifier)
-    name = f"{real_cache_name}-{classifier.fingerprint[:12]}"
-    common = dict(
-        feature_extractor=extractor,
-        feature_extractor_weights_path=str(classifier.path),
-        **_common_kwargs(device, cache_dir, len(generated), len(real)),
-    )
-    generated_set = ImageTensorDataset(generated)
-    fid_kid = torch_fidelity.calculate_metrics(
-        input1=generated_set, input2=ImageTensorDataset(real), input2_cache_name=name, fid=True, kid=True, **common
-    )
+    generated = generated_features.float().cpu()
+    reference = classifier_reference(classifier, real, real_name, cache_dir)
+    real_features = reference["features"]
     n = len(generated)
-    if n < len(real):
-        subset = torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:n]
-        real, name = real[subset], f"{name}-subset{n}"
-    prc = torch_fidelity.calculate_metrics(
-        input1=generated_set, input2=ImageTensorDataset(real), input2_cache_name=name, prc=True, **common
+    kid = kid_features_to_metric(
+        generated, real_features, kid_subset_size=min(KID_SUBSET_SIZE, n, len(real_features)), **FIDELITY_KWARGS
+    )
+    subset = prc_subset(len(real_features), n)
+    prc = prc_features_to_metric(
+        generated, real_features if subset is None else real_features[subset], **FIDELITY_KWARGS
     )
     return {
-        C.FID_DOMAIN: float(fid_kid[torch_fidelity.KEY_METRIC_FID]),
-        C.KID_DOMAIN: float(fid_kid[torch_fidelity.KEY_METRIC_KID_MEAN]),
+        C.FID_DOMAIN: _fid(generated, reference),
+        C.KID_DOMAIN: float(kid[torch_fidelity.KEY_METRIC_KID_MEAN]),
         C.PRECISION_DOMAIN: float(prc[torch_fidelity.KEY_METRIC_PRECISION]),
         C.RECALL_DOMAIN: float(prc[torch_fidelity.KEY_METRIC_RECALL]),
     }
@@ -197,22 +239,76 @@ def resolve_inception_weights(explicit: Path | None, download: bool = True) -> I
     return InceptionWeights(cached)
 
 
+_PATCHING = threading.Lock()
+
+
+def inception_extractor(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """torch-fidelity's Inception-v3 feature extractor (2048-d pool features) with ``state_dict``.
+
+    Its constructor always fetches weights itself: ``torch.load(path, weights_only=False)``
+    when given a path, else torch.hub's ``load_state_dict_from_url``, which reads the hub cache
+    the same way. Given no path, it calls the latter through its module's global name;
+    replacing that name while it builds hands it weights we loaded with ``weights_only=True``
+    and keeps torch-fidelity's network and TF1-exact resizing as they are (a subclass or a
+    copy would have to redo the whole constructor). The lock: the patch is process-wide.
+    """
+    from torch_fidelity import feature_extractor_inceptionv3 as module
+
+    calls = []
+
+    def provide(url, *args, **kwargs):
+        calls.append(url)
+        return state_dict
+
+    with _PATCHING, mock.patch.object(module, "load_state_dict_from_url", provide):
+        extractor = module.FeatureExtractorInceptionV3(INCEPTION_EXTRACTOR, ["2048"])
+    if len(calls) != 1:  # a torch-fidelity that fetches its weights some other way
+        raise RuntimeError(f"torch-fidelity {torch_fidelity.__version__} did not take the given Inception weights")
+    return extractor
+
+
+def _load_inception_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = cache.safe_load(path)
+    except Exception as exc:
+        raise ValueError(f"Inception weights {path} cannot be loaded safely ({cache.short_reason(exc)})") from None
+    if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
+        raise ValueError(f"Inception weights {path} are not a state dict")
+    return state
+
+
+@torch.no_grad()
+def _inception_features(extractor: torch.nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    chunks = []
+    for chunk in images.split(INCEPTION_BATCH):
+        rgb = chunk.expand(-1, 3, -1, -1).contiguous() if chunk.shape[1] == 1 else chunk  # as collated
+        chunks.append(extractor(rgb.to(device))[0].cpu())
+    return torch.cat(chunks)
+
+
 def inception_fid(
     weights: Path,
     generated: torch.Tensor,
     real: torch.Tensor,
-    real_cache_name: str,
+    real_name: str,
     cache_dir: Path,
     device: torch.device,
 ) -> float:
-    """torch-fidelity's standard Inception FID, grayscale repeated to 3 channels."""
-    metrics = torch_fidelity.calculate_metrics(
-        input1=ImageTensorDataset(generated, rgb=True),
-        input2=ImageTensorDataset(real, rgb=True),
-        input2_cache_name=f"{real_cache_name}-rgb",
-        feature_extractor=INCEPTION_EXTRACTOR,
-        feature_extractor_weights_path=str(weights),
-        fid=True,
-        **_common_kwargs(device, cache_dir, len(generated), len(real)),
-    )
-    return float(metrics[torch_fidelity.KEY_METRIC_FID])
+    """torch-fidelity's standard Inception FID, grayscale repeated to 3 channels; the real
+    split's statistics are cached under ``<cache_dir>/features/``."""
+    state = _load_inception_weights(Path(weights))
+    weights_sha256 = cache.digest(state)
+    # CUDA or the CPU, as torch-fidelity's cuda flag allowed before (its TF1-exact resizing is untested elsewhere)
+    device = device if device.type == "cuda" else torch.device("cpu")
+    extractor = inception_extractor(state).to(device)
+    identity = {
+        "kind": "inception-statistics",
+        "extractor": INCEPTION_EXTRACTOR,
+        "weights_sha256": weights_sha256,
+        "dataset": real_name,
+        "images_sha256": images_sha256(real),
+        "count": len(real),
+    }
+    path = cache.cache_path(cache_dir, f"{real_name}-{INCEPTION_EXTRACTOR}-{weights_sha256[:12]}")
+    reference = cache.load_or_build(path, identity, lambda: _statistics(_inception_features(extractor, real, device)))
+    return _fid(_inception_features(extractor, generated, device), reference)

@@ -55,6 +55,9 @@ class Evaluation:
         final: whether this is the run's last evaluation point.
         inception_weights: the Inception weights, resolved on first use.
         reference: for super-resolution, the high-resolution targets of ``samples`` (uint8).
+
+    ``features`` and ``predicted`` (the held-out classifier on the samples) are computed on
+    first use and shared by every metric.
     """
 
     variant: str
@@ -69,6 +72,7 @@ class Evaluation:
     inception_weights: Callable[[], InceptionWeights]
     reference: torch.Tensor | None = None
     _predicted: torch.Tensor | None = field(default=None, repr=False)
+    _features: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def predicted(self) -> torch.Tensor:
@@ -76,6 +80,16 @@ class Evaluation:
         if self._predicted is None:
             self._predicted = self.classifier.predict(self.samples)
         return self._predicted
+
+    @property
+    def features(self) -> torch.Tensor:
+        """The held-out classifier's features of the samples, float32 (N, 128) on the CPU
+        (computed once, shared). The same pass gives ``predicted`` if it is not known yet."""
+        if self._features is None:
+            self._features, logits = self.classifier.features_and_logits(self.samples)
+            if self._predicted is None:
+                self._predicted = logits.argmax(1)
+        return self._features
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 import ganbench
+from ganbench.harness.rundir import RUN_FORMAT
 
 if TYPE_CHECKING:  # pragma: no cover
     from ganbench.data import DatasetSplits
@@ -45,12 +46,24 @@ def environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
+def classifier_record(classifier: HeldOutClassifier) -> dict[str, Any]:
+    """The held-out classifier a run is scored with; its weights' hash tells another apart."""
+    return {
+        "name": classifier.name,
+        "path": str(classifier.path),
+        "test_accuracy": classifier.test_accuracy,
+        "fingerprint": classifier.fingerprint,
+        "weights_sha256": classifier.weights_sha256,
+    }
+
+
 def config_record(
     plan: Plan, splits: DatasetSplits, classifier: HeldOutClassifier, registry: Registry
 ) -> dict[str, Any]:
     """config.json: the run's options (accepted back by ``--config``) and what they resolved to."""
     return {
-        "run": plan.config.replace(out=plan.run_dir).to_json(),
+        "format": RUN_FORMAT,
+        "run": plan.config.to_json(),
         "variants": {
             p.spec.name: {
                 "plugin": p.plugin,
@@ -70,12 +83,7 @@ def config_record(
             "train_size": int(splits.train_images.shape[0]),
             "test_size": int(splits.test_images.shape[0]),
         },
-        "classifier": {
-            "name": classifier.name,
-            "path": str(classifier.path),
-            "test_accuracy": classifier.test_accuracy,
-            "fingerprint": classifier.fingerprint,
-        },
+        "classifier": classifier_record(classifier),
         "metrics": {
             m.name: {"plugin": registry.metrics[m.name].plugin, "columns": list(m.columns)} for m in plan.metrics
         },

@@ -1,76 +1,43 @@
 """``ganbench run``: every variant x seed under the same budget, evaluated and tabulated.
 
-Everything the user gave is checked before anything is computed (:func:`plan_run`); after
-that, a run that fails, diverges or is interrupted keeps every row written before it.
+The order of a run: plan it (every name and option checked; nothing computed), check what
+``--out`` holds (new, or this very run to resume), lock the run directory, load and check the
+data, load (or once train) the held-out classifier, write config.json, check the checkpoints
+of the jobs still to run, then run those jobs and hand their events to the one writer. Bad
+input is therefore refused before anything is trained; after that, a job that fails,
+diverges or is interrupted keeps every row written before it, and ``--resume`` continues it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import logging
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
-import torch.nn.functional as F
 
 from ganbench import columns as C
-from ganbench.config import RunConfig, default_cache_dir, variant_config
-from ganbench.data import BatchSource, DataRequest, DatasetSplits
-from ganbench.devices import resolve_device
-from ganbench.errors import UsageError
-from ganbench.evaluation import EvalResult, Evaluation, applicable, generate_samples, run_metrics, upscale_samples
-from ganbench.evaluation.classifier import HeldOutClassifier, WatchedFeatures, load_or_train
-from ganbench.evaluation.fidelity import InceptionWeights, resolve_inception_weights
-from ganbench.harness.progress import Progress
-from ganbench.harness.provenance import config_record
-from ganbench.harness.seeding import seed_everything
-from ganbench.harness.trainer import Outcome, RunState, Trainer
-from ganbench.harness.writer import (
-    CHECKPOINTS_DIR,
-    METRICS_CSV,
-    SAMPLES_DIR,
-    ResultsWriter,
-    format_summary,
-    save_sample_grid,
-)
+from ganbench.config import RunConfig, differences
+from ganbench.data import DataRequest, check_splits, load_dataset
+from ganbench.errors import RunInterrupted, UsageError
+from ganbench.evaluation.classifier import load_or_train
+from ganbench.harness import rundir as R
+from ganbench.harness.executor import Executor, LocalExecutor
+from ganbench.harness.job import Job, JobEnv, load_checkpoint, reference_keys, reference_rows, run_fingerprint
+from ganbench.harness.plan import Plan, plan_run
+from ganbench.harness.provenance import classifier_record, config_record
+from ganbench.harness.writer import DONE_STATUSES, ResultsWriter, format_summary
 from ganbench.registry import Registry, load_registry
-from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, DatasetSpec, MetricSpec, VariantSpec
-from ganbench.superres import bicubic
-from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant, VariantContext
 
 log = logging.getLogger(__name__)
 
-EVAL_SEED_OFFSET = 1_000_003  # evaluation latents: same for every variant, apart from training's RNG
-GRID_PER_CLASS = 10
-NOT_HELD_OUT = "trained with the held-out classifier's features: its metrics are not held out for this run"
 SUMMARY_METRICS = (
     C.FID_DOMAIN, C.KID_DOMAIN, C.CLASS_CONSISTENCY, C.CLASS_COVERAGE, C.PSNR, C.SSIM, C.FID_INCEPTION, C.TRAIN_IMG_PER_S,
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class PlannedVariant:
-    spec: VariantSpec
-    config: Any
-    plugin: str
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A validated run: every name resolved and every override typed."""
-
-    config: RunConfig
-    dataset: DatasetSpec
-    variants: tuple[PlannedVariant, ...]
-    metrics: tuple[MetricSpec, ...]
-    device: torch.device
-    cache_dir: Path
-    run_dir: Path
 
 
 @dataclass(frozen=True)
@@ -78,291 +45,122 @@ class RunResult:
     run_dir: Path
     metrics: pd.DataFrame
     summary: pd.DataFrame
+    jobs: pd.DataFrame
 
     def format_summary(self) -> str:
         return format_summary(self.summary, SUMMARY_METRICS)
 
-
-def default_run_dir(config: RunConfig, now: dt.datetime | None = None) -> Path:
-    """results/<time>-<variants>-<dataset>, with a suffix if that name is taken already."""
-    stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
-    short = "-".join(config.variants)
-    if len(short) > 40:
-        short = f"{short[:37]}-{len(config.variants)}v"
-    base = Path("results") / f"{stamp}-{short}-{config.dataset}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    @property
+    def unfinished(self) -> pd.DataFrame:
+        """Jobs that did not end ok: failed, diverged or interrupted."""
+        return self.jobs[self.jobs[C.STATUS] != C.STATUS_OK]
 
 
-def plan_run(config: RunConfig, registry: Registry) -> Plan:
-    """Check every name and override against the registry; compute nothing."""
-    config.check()
-    if not config.variants:
+def resume_options(run_dir: Path | str) -> dict[str, Any]:
+    """The options of the run in ``run_dir`` (``--resume``), as ``RunConfig.from_mapping`` takes them."""
+    path = Path(run_dir)
+    record = R.read_record(path / R.CONFIG_JSON)
+    if record is None:
+        raise UsageError(f"--resume {path}: no ganbench run there (no readable {R.CONFIG_JSON} of a run)")
+    return {**record["run"], "out": str(path)}
+
+
+def _check_same_run(record: dict[str, Any], plan: Plan) -> None:
+    """A run directory is only continued with the options it was started with."""
+    try:
+        before = RunConfig.from_mapping(record["run"], source=f"{plan.run_dir / R.CONFIG_JSON}")
+    except UsageError as exc:
+        raise UsageError(f"--out {plan.run_dir} holds a run that cannot be resumed: {exc}") from None
+    changed = differences(before, plan.config)
+    saved = record.get("variants", {})
+    for p in plan.variants:
+        now = json.loads(json.dumps(dataclasses.asdict(p.config), default=str))
+        was = saved.get(p.spec.name, {}).get("config")
+        if was is not None and was != now:
+            keys = sorted(k for k in now if was.get(k) != now[k])
+            changed += [f"{p.spec.name}.{k}: {was.get(k)} -> {now[k]}" for k in keys]
+    if changed:
         raise UsageError(
-            f"no variants given; use --variants NAME[,NAME...] (accepted: {', '.join(sorted(registry.variants)) or 'none registered'})"
+            f"--out {plan.run_dir} holds a run with other options ({'; '.join(changed)}); "
+            f"resume it with its own options (ganbench run --resume {plan.run_dir}) or choose another --out"
         )
-    dataset = registry.dataset(config.dataset)
-    unknown_sets = set(config.set) - set(config.variants)
-    if unknown_sets:
+
+
+def _check_same_classifier(record: dict[str, Any], current: dict[str, Any], run_dir: Path) -> None:
+    before = record.get("classifier", {}).get("weights_sha256")
+    if before and before != current["weights_sha256"]:
         raise UsageError(
-            f"--set names variant(s) {', '.join(sorted(unknown_sets))} that are not in --variants ({', '.join(config.variants)})"
+            f"--out {run_dir} was scored with another held-out classifier (weights {before[:12]}..., now "
+            f"{current['weights_sha256'][:12]}...); its numbers would not be comparable: choose another --out"
         )
-    planned = []
-    for name in dict.fromkeys(config.variants):
-        spec = registry.variant(name)
-        planned.append(
-            PlannedVariant(
-                spec, variant_config(name, spec.config, config.set.get(name, {})), registry.variants[name].plugin
-            )
-        )
-    if config.metrics:
-        metrics = tuple(registry.metric(name) for name in dict.fromkeys(config.metrics))
-    else:
-        metrics = tuple(r.spec for r in registry.metrics.values())
-    device = resolve_device(config.device)
-    run_dir = Path(config.out) if config.out is not None else default_run_dir(config)
-    if (run_dir / METRICS_CSV).exists():
-        raise UsageError(f"out {run_dir} already holds a run ({METRICS_CSV}); choose another --out")
-    cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
-    return Plan(config, dataset, tuple(planned), metrics, device, cache_dir, run_dir)
 
 
-class _Session:
-    """The state shared by every run of one ``ganbench run``: data, classifier, writer."""
-
-    def __init__(self, plan: Plan, splits: DatasetSplits, classifier: HeldOutClassifier, writer: ResultsWriter) -> None:
-        self.plan = plan
-        self.splits = splits
-        self.classifier = classifier
-        self.writer = writer
-        self._inception: InceptionWeights | None = None
-        device = plan.device
-        self.train_images = splits.train_images.to(device)
-        self.train_labels = splits.train_labels.to(device)
-
-    def inception_weights(self) -> InceptionWeights:
-        """Resolved once per session: a failed download is not retried for every run."""
-        if self._inception is None:
-            self._inception = resolve_inception_weights(self.plan.config.inception_weights, self.plan.config.download)
-            if self._inception.path is None:
-                log.warning("fid_inception will be NaN: %s", self._inception.reason)
-        return self._inception
-
-    def evaluate(
-        self,
-        name: str,
-        task: str,
-        samples: torch.Tensor,
-        labels: torch.Tensor | None,
-        final: bool,
-        reference: torch.Tensor | None = None,
-    ) -> EvalResult:
-        evaluation = Evaluation(
-            variant=name,
-            task=task,
-            samples=samples,
-            labels=labels,
-            data=self.splits,
-            classifier=self.classifier,
-            device=self.plan.device,
-            cache_dir=self.plan.cache_dir,
-            final=final,
-            inception_weights=self.inception_weights,
-            reference=reference,
-        )
-        return run_metrics(evaluation, applicable(self.plan.metrics, task))
-
-    def row(
-        self, variant: str, seed: int, state: RunState, status: str, critic_steps: int, note: str = ""
-    ) -> dict[str, Any]:
-        rate = state.images_seen / state.train_seconds if state.train_seconds > 0 else math.nan
-        return {
-            C.VARIANT: variant,
-            C.DATASET: self.splits.name,
-            C.SEED: seed,
-            C.EVAL_INDEX: state.eval_index,
-            C.STEP: state.step,
-            C.IMAGES_SEEN: state.images_seen,
-            C.TRAIN_SECONDS: state.train_seconds,
-            C.CRITIC_STEPS: critic_steps,
-            C.STATUS: status,
-            C.TRAIN_IMG_PER_S: rate,
-            C.PEAK_MEM_MB: state.peak_mem_mb or math.nan,
-            C.NOTE: note,
-        }
-
-    def add(self, row: dict[str, Any], result: EvalResult | None) -> None:
-        if result is not None:
-            row.update(result.values)
-            row[C.EVAL_SECONDS] = result.seconds
-            notes = "; ".join(f"{k}: {v}" for k, v in result.notes.items())
-            row[C.NOTE] = "; ".join(n for n in (row.get(C.NOTE, ""), notes) if n)
-        self.writer.add_row(row, result.per_class if result else {}, self.splits.class_names)
-        self.writer.flush()
-
-    def reference(self) -> None:
-        """The real-data row: train-split images scored as if generated (the floor of fid_domain)."""
-        n = min(self.plan.config.eval_samples, self.splits.train_images.shape[0])
-        idx = torch.randperm(self.splits.train_images.shape[0], generator=torch.Generator().manual_seed(0))[:n]
-        samples, labels = self.splits.train_images[idx], self.splits.train_labels[idx]
-        result = self.evaluate(C.REAL_DATA, TASK_GENERATION, samples, labels, final=True)
-        row = self.row(C.REAL_DATA, -1, RunState(), C.STATUS_REFERENCE, 0, f"{n} train-split images")
-        self.add(row, result)
-        log.info("%s reference: %s", C.REAL_DATA, _brief(result.values))
-
-    def sr_targets(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The high-resolution test images (and labels) every super-resolution evaluation uses."""
-        n = min(self.plan.config.eval_samples, self.splits.test_images.shape[0])
-        return self.splits.test_images[:n], self.splits.test_labels[:n]
-
-    def bicubic(self, scale: int) -> None:
-        """The bicubic baseline row of super-resolution, scored like a variant."""
-        name = f"{C.BICUBIC}-x{scale}"
-        targets, labels = self.sr_targets()
-        samples, rate = upscale_samples(lambda lowres: bicubic(lowres, scale), targets, scale, self.plan.device)
-        result = self.evaluate(name, TASK_SUPER_RESOLUTION, samples, labels, final=True, reference=targets)
-        row = self.row(
-            name, -1, RunState(), C.STATUS_REFERENCE, 0, f"{len(targets)} test images, area-downsampled x{scale}"
-        )
-        row[C.GEN_IMG_PER_S] = rate
-        self.add(row, result)
-        log.info("%s reference: %s", name, _brief(result.values))
-
-    def produce(
-        self, variant: Variant, spec: VariantSpec, seed: int
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, float]:
-        """What an evaluation point scores: samples, their labels, references, images/s."""
-        if isinstance(variant, SuperResolutionVariant):
-            targets, labels = self.sr_targets()
-            with variant.evaluating():
-                samples, rate = upscale_samples(variant.upscale, targets, variant.scale, self.plan.device)
-            return samples, labels, targets, rate
-        samples, labels, rate = generate_samples(
-            variant, self.plan.config.eval_samples, self.splits.num_classes, spec.conditional, seed + EVAL_SEED_OFFSET
-        )
-        return samples, labels, None, rate
-
-    def train_one(self, planned: PlannedVariant, seed: int) -> Outcome:
-        plan, spec = self.plan, planned.spec
-        label = f"{spec.name} seed {seed}"
-        seed_everything(seed)
-        features = WatchedFeatures(self.classifier, plan.device)
-        context = VariantContext(self.splits.image_shape, self.splits.num_classes, plan.device, features)
-        variant = spec.build(context, planned.config)
-        expected = SuperResolutionVariant if spec.task == TASK_SUPER_RESOLUTION else GenerativeVariant
-        if not isinstance(variant, expected):
-            raise TypeError(f"{spec.name} builds a {type(variant).__name__}, not a ganbench.{expected.__name__}")
-        source = BatchSource(self.train_images, self.train_labels, variant.batch_size, seed)
-        progress = Progress(label, plan.config.budget)
-        checkpoint = plan.run_dir / CHECKPOINTS_DIR / f"{spec.name}-seed{seed}.pt" if plan.config.checkpoints else None
-
-        def on_log(point) -> None:
-            progress.update(point)
-            self.writer.add_log(spec.name, seed, point.step, point.images_seen, point.train_seconds, point.losses)
-
-        def on_eval(state: RunState, final: bool) -> None:
-            samples, labels, reference, rate = self.produce(variant, spec, seed)
-            result = self.evaluate(spec.name, spec.task, samples, labels, final, reference)
-            note = NOT_HELD_OUT if features.used else ""
-            row = self.row(spec.name, seed, state, C.STATUS_OK, variant.critic_steps, note)
-            row[C.GEN_IMG_PER_S] = rate
-            self.add(row, result)
-            progress.message(f"{label}: eval {state.eval_index} at step {state.step}: {_brief(result.values)}")
-            if final:
-                self.save_grid(variant, spec, seed)
-
-        trainer = Trainer(
-            variant, source, plan.config.budget, plan.config.evals, on_eval, on_log, plan.config.log_every, checkpoint
-        )
-        try:
-            outcome = trainer.fit()
-        except KeyboardInterrupt:
-            self.add_stop(spec.name, seed, Outcome(C.STATUS_INTERRUPTED, "interrupted", trainer.state), variant)
-            raise
-        except Exception as exc:
-            log.exception("%s failed", label)
-            outcome = Outcome(C.STATUS_FAILED, f"{type(exc).__name__}: {exc}", trainer.state)
-        finally:
-            progress.close()
-        if outcome.status != C.STATUS_OK:
-            log.warning("%s: %s (%s)", label, outcome.status, outcome.note)
-            self.add_stop(spec.name, seed, outcome, variant)
-        return outcome
-
-    def add_stop(self, name: str, seed: int, outcome: Outcome, variant: Variant) -> None:
-        """The row of a run that ended without its final evaluation: the next eval_index,
-        no metrics, the status and why."""
-        outcome.state.eval_index += 1
-        self.add(self.row(name, seed, outcome.state, outcome.status, variant.critic_steps, outcome.note), None)
-
-    def save_grid(self, variant: Variant, spec: VariantSpec, seed: int) -> None:
-        path = self.plan.run_dir / SAMPLES_DIR / f"{spec.name}-seed{seed}.png"
-        if isinstance(variant, SuperResolutionVariant):  # rows: input, bicubic, output, original
-            targets = self.splits.test_images[:GRID_PER_CLASS]
-            scale, device = variant.scale, self.plan.device
-            nearest, _ = upscale_samples(
-                lambda x: F.interpolate(x, scale_factor=scale, mode="nearest"), targets, scale, device
-            )
-            cubic, _ = upscale_samples(lambda x: bicubic(x, scale), targets, scale, device)
-            with variant.evaluating():
-                ours, _ = upscale_samples(variant.upscale, targets, scale, device)
-            rows = (f"input 1/{scale}", "bicubic", spec.name, "original")
-            save_sample_grid(path, torch.cat([nearest, cubic, ours, targets]), GRID_PER_CLASS, rows)
-            return
-        k = self.splits.num_classes
-        samples, labels, _ = generate_samples(
-            variant, k * GRID_PER_CLASS, k, spec.conditional, seed + EVAL_SEED_OFFSET + 1
-        )
-        rows: Sequence[str] = ()
-        if labels is not None:  # one row per class
-            samples = samples[torch.argsort(labels, stable=True)]
-            rows = self.splits.class_names
-        save_sample_grid(path, samples, GRID_PER_CLASS, rows)
-
-
-def _brief(values: dict[str, float]) -> str:
-    shown = [
-        c for c in (C.FID_DOMAIN, C.CLASS_CONSISTENCY, C.CLASS_COVERAGE) if c in values and not math.isnan(values[c])
-    ]
-    return ", ".join(f"{c} {values[c]:.4g}" for c in shown) or "no finite metrics"
-
-
-def run(config: RunConfig | None = None, *, registry: Registry | None = None, **kwargs: Any) -> RunResult:
-    """Run a benchmark. Takes a :class:`RunConfig`, or its fields as keyword arguments
-    (the same names as the CLI flags)::
+def run(
+    config: RunConfig | None = None,
+    *,
+    registry: Registry | None = None,
+    executor: Executor | None = None,
+    resume: Path | str | None = None,
+    **kwargs: Any,
+) -> RunResult:
+    """Run a benchmark. Takes a :class:`RunConfig`, or its fields as keyword arguments (the
+    same names as the CLI flags)::
 
         ganbench.run(variants="cgan,acgan", dataset="fashion-mnist", budget="500steps")
+
+    ``resume=RUN_DIR`` continues the run there with the options it was started with (any
+    other keyword must agree with them). Running again with the same ``out`` does the same.
     """
-    if config is None:
+    if resume is not None:
+        config = RunConfig.from_mapping({**resume_options(resume), **kwargs}, source=f"--resume {resume}")
+    elif config is None:
         config = RunConfig.from_mapping(kwargs)
     elif kwargs:
         config = RunConfig.from_mapping({**config.to_json(), **kwargs})
     registry = registry if registry is not None else load_registry(config.plugin)
     plan = plan_run(config, registry)
-    splits = plan.dataset.load(DataRequest(config.data_dir, config.download, plan.cache_dir))
-    if splits.image_shape != plan.dataset.image_shape or splits.class_names != plan.dataset.class_names:
-        raise RuntimeError(f"dataset {plan.dataset.name} loaded images {splits.image_shape} that differ from its spec")
-    classifier = load_or_train(splits, plan.cache_dir, plan.device)
-    writer = ResultsWriter(plan.run_dir, [c for m in plan.metrics for c in m.columns])
-    writer.write_config(config_record(plan, splits, classifier, registry))
-    log.info("run directory: %s", plan.run_dir)
-    session = _Session(plan, splits, classifier, writer)
+    existing = R.inspect_out(plan.run_dir)  # a foreign folder or other options: refused before any write
+    if existing is not None:
+        _check_same_run(existing, plan)
+    with R.opened(plan.run_dir) as rundir:
+        record = R.inspect_out(plan.run_dir)  # again, under the lock: another run may have started it meanwhile
+        if record is not None:
+            _check_same_run(record, plan)
+        splits = load_dataset(plan.dataset, DataRequest(config.data_dir, config.download, plan.cache_dir))
+        check_splits(plan.dataset, splits)
+        classifier = load_or_train(splits, plan.cache_dir, plan.device)
+        new_record = config_record(plan, splits, classifier, registry)
+        if record is not None:
+            _check_same_classifier(record, classifier_record(classifier), plan.run_dir)
+            now = dt.datetime.now().isoformat(timespec="seconds")
+            new_record = {**new_record, "started": record.get("started"), "resumed": [*record.get("resumed", []), now]}
+        writer = ResultsWriter(
+            rundir, [c for m in plan.metrics for c in m.columns], [*reference_keys(plan), *plan.jobs()]
+        )
+        jobs = [Job(v, s, plan.config) for v, s in plan.jobs() if writer.status(v, s) not in DONE_STATUSES]
+        fingerprint = run_fingerprint(plan.config)
+        for job in jobs:  # a corrupted or foreign checkpoint stops the run before anything is written or trained
+            path = rundir.checkpoint(job.variant, job.seed)
+            if path.exists():
+                load_checkpoint(path, job.variant, job.seed, fingerprint)
+        R.atomic_write_text(rundir.config, json.dumps(new_record, indent=2, default=str) + "\n")
+        log.info("run directory: %s", plan.run_dir)
+        if record is not None:
+            done = len(plan.jobs()) - len(jobs)
+            log.info("resuming %s: %d of %d jobs done, %d to run", plan.run_dir, done, len(plan.jobs()), len(jobs))
+        return _run_jobs(plan, writer, JobEnv(plan, splits, classifier, rundir), jobs, executor)
+
+
+def _run_jobs(plan: Plan, writer: ResultsWriter, env: JobEnv, jobs: list[Job], executor: Executor | None) -> RunResult:
     try:
-        tasks = {p.spec.task for p in plan.variants}
-        if TASK_GENERATION in tasks:
-            session.reference()
-        for scale in sorted(
-            {getattr(p.config, "scale", 2) for p in plan.variants if p.spec.task == TASK_SUPER_RESOLUTION}
-        ):
-            session.bicubic(scale)
-        for planned in plan.variants:
-            for seed in config.seeds:
-                session.train_one(planned, seed)
-                if plan.device.type == "cuda":
-                    torch.cuda.empty_cache()
+        for key in reference_keys(plan):
+            if not writer.has_row(*key, 0):
+                for event in reference_rows(env):
+                    writer.handle(event)
+                break
+        (executor or LocalExecutor(env)).run(jobs, writer.handle)
+    except KeyboardInterrupt as exc:
+        raise RunInterrupted(plan.run_dir) from exc
     finally:
         metrics, summary = writer.finish()
-    return RunResult(plan.run_dir, metrics, summary)
+    return RunResult(plan.run_dir, metrics, summary, writer.jobs_frame())

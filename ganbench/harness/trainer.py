@@ -8,13 +8,13 @@ evaluation point), where non-finite values are traced to the exact step they app
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +23,7 @@ from ganbench import columns as C
 from ganbench.budget import Budget
 from ganbench.data import BatchSource
 from ganbench.devices import synchronize
-from ganbench.harness.seeding import capture_rng
+from ganbench.harness.seeding import capture_rng, restore_rng
 from ganbench.variant import Variant
 
 log = logging.getLogger(__name__)
@@ -31,13 +31,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunState:
-    """How much of the budget a run has spent."""
+    """How much of the budget a run has spent, and where its evaluation schedule stands."""
 
     step: int = 0
     images_seen: int = 0
     train_seconds: float = 0.0
     eval_index: int = 0
     peak_mem_mb: float = 0.0
+    next_eval: int = 0  # index of the next evaluation threshold (several collapse when steps are few)
+    finished: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,10 @@ class Trainer:
         on_eval: ``on_eval(state, final)``; its time is not training time.
         on_log: ``on_log(log_point)`` at each log point.
         log_every: steps between loss read-backs.
-        checkpoint: where to save the full state after each evaluation (None: never).
+        on_checkpoint: ``on_checkpoint(trainer)`` after each evaluation: the moment the whole
+            state (:meth:`state_dict`) is consistent and can be saved.
+
+    A trainer restored with :meth:`load_state_dict` continues exactly where the saved one was.
     """
 
     def __init__(
@@ -89,7 +94,7 @@ class Trainer:
         on_eval: Callable[[RunState, bool], None],
         on_log: Callable[[LogPoint], None] = lambda point: None,
         log_every: int = 50,
-        checkpoint: Path | None = None,
+        on_checkpoint: Callable[[Trainer], None] | None = None,
     ) -> None:
         self.variant = variant
         self.source = source
@@ -98,7 +103,7 @@ class Trainer:
         self.on_eval = on_eval
         self.on_log = on_log
         self.log_every = log_every
-        self.checkpoint = checkpoint
+        self.on_checkpoint = on_checkpoint
         self.state = RunState()
         self.device = variant.device
 
@@ -115,12 +120,14 @@ class Trainer:
 
     def fit(self) -> Outcome:
         state, variant = self.state, self.variant
+        if state.finished:
+            return Outcome(C.STATUS_OK, "", state)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         thresholds = [(i + 1) / self.evals for i in range(self.evals)]
-        next_eval = 0
         names: list[str] | None = None
-        pending: list[torch.Tensor] = []
+        pending: list[torch.Tensor] = []  # each step's losses, still on the device
+        seen: list[int] = []  # images consumed up to each pending step (host integers: no sync)
         variant.train(True)
         synchronize(self.device)
         last = time.perf_counter()
@@ -131,10 +138,11 @@ class Trainer:
             pending.append(torch.stack([losses[k].detach().float().reshape(()) for k in names]))
             state.step += 1
             state.images_seen = self.source.images_seen
+            seen.append(state.images_seen)
             now = time.perf_counter()
             state.train_seconds += now - last
             last = now
-            due = self._fraction() >= thresholds[next_eval]
+            due = self._fraction() >= thresholds[state.next_eval]
             if due or len(pending) >= self.log_every:
                 synchronize(self.device)  # the one host synchronisation per log interval
                 now = time.perf_counter()
@@ -142,52 +150,69 @@ class Trainer:
                 last = now
                 values = torch.stack(pending).cpu()
                 first_step = state.step - len(pending) + 1
-                pending.clear()
                 finite = torch.isfinite(values).all(dim=1)
                 self._measure_memory()
                 if not bool(finite.all()):
-                    bad = int((~finite).nonzero()[0, 0])
-                    state.step = first_step + bad
-                    bad_losses = ", ".join(f"{k}={v:.4g}" for k, v in zip(names, values[bad].tolist()))
-                    return Outcome(C.STATUS_DIVERGED, f"non-finite loss at step {state.step}: {bad_losses}", state)
+                    return self._diverged(names, values, seen, first_step, int((~finite).nonzero()[0, 0]))
+                pending.clear()
+                seen.clear()
                 self.on_log(
                     LogPoint(
                         state.step, state.images_seen, state.train_seconds, dict(zip(names, values.mean(0).tolist()))
                     )
                 )
                 fraction = self._fraction()
-                if fraction >= thresholds[next_eval]:
-                    while next_eval < len(thresholds) and fraction >= thresholds[next_eval]:
-                        next_eval += 1
-                    final = next_eval == len(thresholds)
+                if fraction >= thresholds[state.next_eval]:
+                    while state.next_eval < len(thresholds) and fraction >= thresholds[state.next_eval]:
+                        state.next_eval += 1
+                    final = state.next_eval == len(thresholds)
                     state.eval_index += 1
+                    state.finished = final
                     self.on_eval(state, final)
-                    if self.checkpoint is not None:
-                        self.save(self.checkpoint)
+                    if self.on_checkpoint is not None:
+                        self.on_checkpoint(self)
                     variant.train(True)
                     if final:
                         return Outcome(C.STATUS_OK, "", state)
                     last = time.perf_counter()  # evaluation time is not training time
 
+    def _diverged(self, names: list[str], values: torch.Tensor, seen: list[int], first_step: int, bad: int) -> Outcome:
+        """End at the first non-finite step: the state and the training log as of that step."""
+        state = self.state
+        if bad > 0:  # the finite steps of the window before it
+            self.on_log(
+                LogPoint(
+                    first_step + bad - 1,
+                    seen[bad - 1],
+                    state.train_seconds,
+                    dict(zip(names, values[:bad].mean(0).tolist())),
+                )
+            )
+        state.step = first_step + bad
+        state.images_seen = seen[bad]
+        self.on_log(
+            LogPoint(state.step, state.images_seen, state.train_seconds, dict(zip(names, values[bad].tolist())))
+        )
+        bad_losses = ", ".join(f"{k}={v:.4g}" for k, v in zip(names, values[bad].tolist()))
+        return Outcome(C.STATUS_DIVERGED, f"non-finite loss at step {state.step}: {bad_losses}", state)
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run exactly: networks, optimisers, the batch
-        source, every RNG and the budget spent."""
-        s = self.state
+        source, every RNG, the budget spent and the evaluation schedule."""
         return {
             "variant": self.variant.state_dict(),
             "source": self.source.state_dict(),
             "rng": capture_rng(),
-            "state": {
-                "step": s.step,
-                "images_seen": s.images_seen,
-                "train_seconds": s.train_seconds,
-                "eval_index": s.eval_index,
-            },
+            "state": dataclasses.asdict(self.state),
             "budget": {"kind": self.budget.kind, "amount": self.budget.amount, "text": self.budget.text},
         }
 
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`; restores the RNGs last, as the saved run had them."""
+        budget = state["budget"]
+        if (budget["kind"], budget["amount"]) != (self.budget.kind, self.budget.amount):
+            raise ValueError(f"the checkpoint was made under budget {budget['text']}, not {self.budget}")
+        self.variant.load_state_dict(state["variant"])
+        self.source.load_state_dict(state["source"])
+        self.state = RunState(**state["state"])
+        restore_rng(state["rng"])

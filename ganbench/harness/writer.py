@@ -1,117 +1,224 @@
-"""The run directory: metrics tables, summary, per-class table, training log, config and
-sample grids. Tables are rewritten atomically after every evaluation, so an interrupted or
-failed run keeps everything computed before it stopped."""
+"""The one writer of a run's tables: metrics, per-class, training log, jobs and summary.
+
+It receives the jobs' events (:mod:`ganbench.harness.events`) and keeps every table keyed:
+metric rows by (variant, seed, eval_index), per-class rows by that and the class, log points
+by (variant, seed, step), jobs by (variant, seed). Writing a row twice is harmless, and a
+resumed job's restored history replaces what the tables held for it. Rows are written in the
+plan's order whatever order they arrive in, so a resumed or parallel run writes the same
+tables as an uninterrupted one. Every table is rewritten atomically (:mod:`.rundir`) after
+each row and at each job's start and end.
+"""
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from ganbench import columns as C
+from ganbench.errors import UsageError, describe
+from ganbench.harness import events as E
+from ganbench.harness.rundir import (
+    JOBS_CSV,
+    METRICS_CSV,
+    METRICS_PARQUET,
+    PER_CLASS_CSV,
+    SUMMARY_CSV,
+    TRAIN_LOG_CSV,
+    RunDir,
+    atomic_write,
+    atomic_write_bytes,
+)
 
-METRICS_CSV = "metrics.csv"
-METRICS_PARQUET = "metrics.parquet"
-SUMMARY_CSV = "summary.csv"
-PER_CLASS_CSV = "per_class.csv"
-TRAIN_LOG_CSV = "train_log.csv"
-CONFIG_JSON = "config.json"
-SAMPLES_DIR = "samples"
-CHECKPOINTS_DIR = "checkpoints"
+# Status of a job that started and has not ended (in jobs.csv only).
+STATUS_RUNNING = "running"
+JOB_COLUMNS = (C.VARIANT, C.SEED, C.STATUS, C.STEP, C.EVAL_INDEX, C.NOTE)
+# A job with one of these statuses is done: a resumed run skips it (failed and interrupted
+# jobs continue from their last checkpoint).
+DONE_STATUSES = frozenset({C.STATUS_OK, C.STATUS_DIVERGED})
+INT_COLUMNS = (C.SEED, C.EVAL_INDEX, C.STEP, C.IMAGES_SEEN)
 
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
+Key = tuple
 
 
 class ResultsWriter:
-    """Accumulates rows and rewrites the run directory's tables."""
+    """Holds the run's tables in memory, keyed, and rewrites their files.
 
-    def __init__(self, run_dir: Path, metric_columns: Sequence[str]) -> None:
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        extra = [c for c in metric_columns if c not in C.METRIC_COLUMNS]
+    Args:
+        rundir: the run directory (locked by the caller).
+        metric_columns: every column the run's metrics fill (plugins may add their own).
+        order: (variant, seed) pairs in the order their rows appear: references first, then
+            the plan's jobs.
+    """
+
+    def __init__(self, rundir: RunDir, metric_columns: Sequence[str], order: Sequence[tuple[str, int]]) -> None:
+        self.rundir = rundir
+        extra = [c for c in dict.fromkeys(metric_columns) if c not in C.METRIC_COLUMNS]
         self.columns = [*C.ID_COLUMNS, *C.METRIC_COLUMNS, *extra, *C.COST_COLUMNS, C.NOTE]
-        self.rows: list[dict[str, Any]] = []
-        self.per_class: list[dict[str, Any]] = []
-        self.train_log: list[dict[str, Any]] = []
+        self.rank = {key: i for i, key in enumerate(order)}
+        self.rows: dict[Key, dict[str, Any]] = {}
+        self.per_class: dict[Key, dict[str, Any]] = {}
+        self.train_log: dict[Key, dict[str, Any]] = {}
+        self.jobs: dict[Key, dict[str, Any]] = {}
+        self._dirty: set[str] = set()
+        self._load()
 
-    def write_config(self, config: dict[str, Any]) -> None:
-        _atomic_write(
-            self.run_dir / CONFIG_JSON, lambda p: p.write_text(json.dumps(config, indent=2, default=str) + "\n")
-        )
+    # --- state ----------------------------------------------------------------------------------
 
-    def add_row(self, row: dict[str, Any], per_class: dict[str, list[float]], class_names: Sequence[str]) -> None:
-        self.rows.append(row)
-        if not per_class:
+    def _load(self) -> None:
+        """The tables of a run being resumed (metrics from Parquet: exact types)."""
+        for name, table, key in (
+            (METRICS_PARQUET, self.rows, (C.VARIANT, C.SEED, C.EVAL_INDEX)),
+            (PER_CLASS_CSV, self.per_class, (C.VARIANT, C.SEED, C.EVAL_INDEX, C.CLASS_INDEX)),
+            (TRAIN_LOG_CSV, self.train_log, (C.VARIANT, C.SEED, C.STEP)),
+            (JOBS_CSV, self.jobs, (C.VARIANT, C.SEED)),
+        ):
+            path = self.rundir.table(name)
+            if not path.exists():
+                continue
+            try:
+                frame = pd.read_parquet(path) if name.endswith(".parquet") else _read_csv(path)
+            except Exception as exc:
+                raise UsageError(f"{path} is unreadable ({describe(exc)}); this run cannot be resumed") from None
+            for record in frame.to_dict("records"):
+                record = {k: _from_table(v) for k, v in record.items()}
+                table[tuple(record[k] for k in key)] = record
+
+    def status(self, variant: str, seed: int) -> str | None:
+        job = self.jobs.get((variant, seed))
+        return None if job is None else str(job[C.STATUS])
+
+    def has_row(self, variant: str, seed: int, eval_index: int) -> bool:
+        return (variant, seed, eval_index) in self.rows
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def handle(self, event: E.Event) -> None:
+        if isinstance(event, E.Log):
+            r = event.record
+            self.train_log[(r[C.VARIANT], r[C.SEED], r[C.STEP])] = r
+            self._dirty.add(TRAIN_LOG_CSV)  # written with the next row: a log point alone is not worth a write
             return
-        for k, name in enumerate(class_names):
-            self.per_class.append(
-                {
-                    **{c: row[c] for c in (C.VARIANT, C.DATASET, C.SEED, C.EVAL_INDEX, C.STEP)},
-                    C.CLASS_INDEX: k,
-                    C.CLASS_NAME: name,
-                    **{column: values[k] for column, values in per_class.items()},
-                }
-            )
+        if isinstance(event, E.Row):
+            self.add_row(event.row, event.per_class)
+        elif isinstance(event, E.JobStarted):
+            self._restart(event)
+        elif isinstance(event, E.JobEnded):
+            self._set_job(event.variant, event.seed, event.status, event.step, event.eval_index, event.note)
+        elif isinstance(event, E.Artefact):
+            atomic_write_bytes(self.rundir.path / event.path, event.data)
+            return
+        self.flush()
 
-    def add_log(self, variant: str, seed: int, step: int, images_seen: int, seconds: float, losses: dict) -> None:
-        self.train_log.append(
-            {
-                C.VARIANT: variant,
-                C.SEED: seed,
-                C.STEP: step,
-                C.IMAGES_SEEN: images_seen,
-                C.TRAIN_SECONDS: seconds,
-                **losses,
-            }
-        )
+    def add_row(self, row: dict[str, Any], per_class: Iterable[dict[str, Any]] = ()) -> None:
+        key = (row[C.VARIANT], row[C.SEED], row[C.EVAL_INDEX])
+        self.rows[key] = row
+        for record in per_class:
+            self.per_class[(*key, record[C.CLASS_INDEX])] = record
+        self._dirty.update({METRICS_CSV, PER_CLASS_CSV})
+
+    def _restart(self, event: E.JobStarted) -> None:
+        """A job (re)starts: its rows are exactly what its checkpoint restored, nothing later."""
+        job = (event.variant, event.seed)
+        for table in (self.rows, self.per_class, self.train_log):
+            for key in [k for k in table if k[:2] == job]:
+                del table[key]
+        for row in event.rows:
+            self.add_row(row, [r for r in event.per_class if r[C.EVAL_INDEX] == row[C.EVAL_INDEX]])
+        for record in event.logs:
+            self.train_log[(event.variant, event.seed, record[C.STEP])] = record
+        last = event.rows[-1] if event.rows else {}
+        self._set_job(event.variant, event.seed, STATUS_RUNNING, last.get(C.STEP, 0), last.get(C.EVAL_INDEX, 0), "")
+        self._dirty.update({METRICS_CSV, PER_CLASS_CSV, TRAIN_LOG_CSV})
+
+    def _set_job(self, variant: str, seed: int, status: str, step: int, eval_index: int, note: str) -> None:
+        self.jobs[(variant, seed)] = dict(zip(JOB_COLUMNS, (variant, seed, status, step, eval_index, note)))
+        self._dirty.add(JOBS_CSV)
+
+    # --- files ----------------------------------------------------------------------------------
+
+    def _sorted(self, table: dict[Key, dict[str, Any]]) -> list[dict[str, Any]]:
+        last = len(self.rank)
+        return [table[k] for k in sorted(table, key=lambda k: (self.rank.get(k[:2], last), *k[2:]))]
 
     def metrics_frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame(self.rows, columns=self.columns)
-        return frame.astype({C.SEED: "int64", C.EVAL_INDEX: "int64", C.STEP: "int64", C.IMAGES_SEEN: "int64"})
+        frame = pd.DataFrame(self._sorted(self.rows), columns=self.columns)
+        return frame.astype({c: "int64" for c in INT_COLUMNS})
 
-    def flush(self) -> pd.DataFrame:
-        frame = self.metrics_frame()
-        _atomic_write(self.run_dir / METRICS_CSV, lambda p: frame.to_csv(p, index=False))
-        _atomic_write(self.run_dir / METRICS_PARQUET, lambda p: frame.to_parquet(p, index=False))
-        if self.per_class:
-            per_class = pd.DataFrame(self.per_class)
-            _atomic_write(self.run_dir / PER_CLASS_CSV, lambda p: per_class.to_csv(p, index=False))
-        if self.train_log:
-            log = pd.DataFrame(self.train_log)
-            _atomic_write(self.run_dir / TRAIN_LOG_CSV, lambda p: log.to_csv(p, index=False))
-        return frame
+    def jobs_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self._sorted(self.jobs), columns=list(JOB_COLUMNS))
+
+    def flush(self) -> None:
+        """Rewrite every table that changed since the last flush."""
+        dirty, self._dirty = self._dirty, set()
+        if METRICS_CSV in dirty:
+            frame = self.metrics_frame()
+            atomic_write(self.rundir.table(METRICS_CSV), lambda p: frame.to_csv(p, index=False))
+            atomic_write(self.rundir.table(METRICS_PARQUET), lambda p: frame.to_parquet(p, index=False))
+        for name, table in ((PER_CLASS_CSV, self.per_class), (TRAIN_LOG_CSV, self.train_log)):
+            if name in dirty and (table or self.rundir.table(name).exists()):
+                frame = pd.DataFrame(self._sorted(table))
+                atomic_write(self.rundir.table(name), lambda p, f=frame: f.to_csv(p, index=False))
+        if JOBS_CSV in dirty:
+            jobs = self.jobs_frame()
+            atomic_write(self.rundir.table(JOBS_CSV), lambda p: jobs.to_csv(p, index=False))
 
     def finish(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        frame = self.flush()
+        self.flush()
+        frame = self.metrics_frame()
         summary = summarize(frame)
-        _atomic_write(self.run_dir / SUMMARY_CSV, lambda p: summary.to_csv(p, index=False))
+        atomic_write(self.rundir.table(SUMMARY_CSV), lambda p: summary.to_csv(p, index=False))
         return frame, summary
 
 
+STRING_COLUMNS = (C.VARIANT, C.DATASET, C.STATUS, C.NOTE, C.CLASS_NAME)
+
+
+def _read_csv(path) -> pd.DataFrame:
+    """A table as written: only empty cells are missing values; text columns stay text ("NA" is a name)."""
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={c: str for c in STRING_COLUMNS})
+    present = [c for c in STRING_COLUMNS if c in frame]
+    frame[present] = frame[present].fillna("")
+    return frame
+
+
+def _from_table(value: Any) -> Any:
+    """numpy scalars from pandas -> Python scalars (rows go into checkpoints loaded with weights_only)."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each (variant, seed)'s last row: its final evaluation, or where it stopped."""
+    """One row per (variant, seed): its last evaluation (the row with metrics), carrying the
+    status and note of where the job stopped. A job stopped before its first evaluation keeps
+    its stop row (no metrics)."""
     if frame.empty:
         return frame
     order = frame.reset_index(drop=True)
-    return order.loc[order.groupby([C.VARIANT, C.SEED], sort=False)[C.EVAL_INDEX].idxmax()]
+    groups = [C.VARIANT, C.SEED]
+    last = order.loc[order.groupby(groups, sort=False)[C.EVAL_INDEX].idxmax()]
+    evaluated = order[order[C.STATUS].isin([C.STATUS_OK, C.STATUS_REFERENCE])]
+    best = evaluated.loc[evaluated.groupby(groups, sort=False)[C.EVAL_INDEX].idxmax()] if len(evaluated) else evaluated
+    best = best.set_index(groups)
+    rows = []
+    for _, stop in last.iterrows():
+        key = (stop[C.VARIANT], stop[C.SEED])
+        if key in best.index:
+            row = best.loc[key].copy()
+            row[C.VARIANT], row[C.SEED] = key
+            row[C.STATUS], row[C.NOTE] = stop[C.STATUS], stop[C.NOTE]
+        else:
+            row = stop
+        rows.append(row)
+    return pd.DataFrame(rows, columns=frame.columns).reset_index(drop=True)
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of each variant's final evaluation."""
+    """Mean and standard deviation over seeds of each variant's last evaluation."""
     numeric = [c for c in frame.columns if c not in (C.VARIANT, C.DATASET, C.SEED, C.EVAL_INDEX, C.STATUS, C.NOTE)]
     rows = []
-    finals = final_rows(frame)
-    for variant, group in finals.groupby(C.VARIANT, sort=False):
+    for variant, group in final_rows(frame).groupby(C.VARIANT, sort=False):
         counts = group[C.STATUS].value_counts()
         status = counts.index[0] if len(counts) == 1 else ", ".join(f"{n} {s}" for s, n in counts.items())
         row: dict[str, Any] = {
@@ -147,27 +254,3 @@ def format_summary(summary: pd.DataFrame, metrics: Iterable[str]) -> str:
     rendered = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
     rendered.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(rendered)
-
-
-def save_sample_grid(
-    path: Path, images: torch.Tensor, per_row: int, row_labels: Sequence[str] = (), scale: int = 2
-) -> None:
-    """A PNG grid of uint8 images (N, C, H, W), ``per_row`` per row, each row optionally
-    labelled on the left (one row per class for conditional variants)."""
-    from PIL import Image, ImageDraw
-    from torchvision.utils import make_grid
-
-    grid = make_grid(images.float() / 255.0, nrow=per_row, padding=2, pad_value=1.0)
-    array = grid.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    picture = Image.fromarray(array).resize((array.shape[1] * scale, array.shape[0] * scale), Image.NEAREST)
-    if row_labels:
-        margin = 8 + 7 * max(len(label) for label in row_labels)
-        canvas = Image.new("RGB", (picture.width + margin, picture.height), "white")
-        canvas.paste(picture, (margin, 0))
-        draw = ImageDraw.Draw(canvas)
-        row_height = (images.shape[2] + 2) * scale
-        for i, label in enumerate(row_labels):
-            draw.text((4, i * row_height + row_height // 2 - 5), label, fill="black")
-        picture = canvas
-    path.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(path)

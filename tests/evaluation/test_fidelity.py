@@ -7,10 +7,9 @@ import pytest
 import scipy.linalg
 import torch
 import torch_fidelity
-from ganbench_plugins.metrics import compute_inception
+from ganbench_plugins.metrics import CLASS_JUDGEMENT, DOMAIN_FIDELITY, compute_inception
 
-from ganbench.evaluation import fidelity
-from ganbench.evaluation import Evaluation
+from ganbench.evaluation import Evaluation, fidelity, run_metrics
 from ganbench.evaluation.fidelity import (
     ImageTensorDataset,
     InceptionWeights,
@@ -31,19 +30,20 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 
 
+def scores(classifier, generated, real, cache_dir, name="fashion-mnist-test"):
+    return domain_metrics(classifier, classifier.features(generated), real, name, cache_dir)
+
+
+@pytest.mark.slow
 def test_test_split_against_itself_is_zero(classifier, fashion, cache_dir):
-    m = domain_metrics(
-        classifier, fashion.test_images, fashion.test_images, "ganbench-fashion-mnist-test", cache_dir, CPU
-    )
+    m = scores(classifier, fashion.test_images, fashion.test_images, cache_dir)
     assert abs(m["fid_domain"]) < 1e-6
     assert m["precision_domain"] == 1.0 and m["recall_domain"] == 1.0
 
 
 def test_disjoint_real_split_is_small_and_far_below_degenerate_samples(classifier, fashion, cache_dir):
     def fid(images):
-        return domain_metrics(classifier, images, fashion.test_images, "ganbench-fashion-mnist-test", cache_dir, CPU)[
-            "fid_domain"
-        ]
+        return scores(classifier, images, fashion.test_images, cache_dir)["fid_domain"]
 
     real = fid(fashion.train_images[:2000])
     one_class = fid(fashion.train_images[fashion.train_labels == 7][:2000])  # sneakers only: mode collapse
@@ -56,7 +56,7 @@ def test_disjoint_real_split_is_small_and_far_below_degenerate_samples(classifie
 def test_fid_domain_equals_a_direct_torch_fidelity_call_and_the_formula(classifier, fashion, cache_dir):
     generated = fashion.train_images[5000:6000]
     real = fashion.test_images[:1500]
-    ours = domain_metrics(classifier, generated, real, "ganbench-test-subset", cache_dir, CPU)
+    ours = scores(classifier, generated, real, cache_dir, "fashion-mnist-test-subset")
     direct = torch_fidelity.calculate_metrics(
         input1=ImageTensorDataset(generated),
         input2=ImageTensorDataset(real),
@@ -68,9 +68,55 @@ def test_fid_domain_equals_a_direct_torch_fidelity_call_and_the_formula(classifi
         save_cpu_ram=True,
         verbose=False,
     )
-    assert ours["fid_domain"] == pytest.approx(direct[torch_fidelity.KEY_METRIC_FID], rel=1e-9)
+    assert ours["fid_domain"] == pytest.approx(direct[torch_fidelity.KEY_METRIC_FID], rel=1e-12)
     by_formula = frechet(classifier.features(generated).double().numpy(), classifier.features(real).double().numpy())
     assert ours["fid_domain"] == pytest.approx(by_formula, rel=1e-3)
+
+
+def test_kid_precision_and_recall_equal_a_direct_torch_fidelity_call(classifier, fashion, cache_dir):
+    generated = fashion.train_images[:800]
+    real = fashion.test_images[:1200]
+    ours = scores(classifier, generated, real, cache_dir, "fashion-mnist-test-subset-1200")
+    common = dict(
+        input1=ImageTensorDataset(generated),
+        feature_extractor=register_classifier_extractor(classifier),
+        feature_extractor_weights_path=str(classifier.path),
+        cuda=False,
+        cache=False,
+        save_cpu_ram=True,
+        verbose=False,
+    )
+    kid = torch_fidelity.calculate_metrics(input2=ImageTensorDataset(real), kid=True, kid_subset_size=800, **common)
+    subset = torch.randperm(1200, generator=torch.Generator().manual_seed(0))[:800]  # the documented subset
+    prc = torch_fidelity.calculate_metrics(input2=ImageTensorDataset(real[subset]), prc=True, **common)
+    assert ours["kid_domain"] == pytest.approx(kid[torch_fidelity.KEY_METRIC_KID_MEAN], rel=1e-12)
+    assert ours["precision_domain"] == prc[torch_fidelity.KEY_METRIC_PRECISION]
+    assert ours["recall_domain"] == prc[torch_fidelity.KEY_METRIC_RECALL]
+    assert 0 < ours["precision_domain"] < 1 and 0 < ours["recall_domain"] < 1  # not a trivial agreement
+
+
+def test_evaluation_features_are_computed_once_and_shared_by_every_metric(fashion, classifier, cache_dir, monkeypatch):
+    ev = Evaluation(
+        "x", "generation", fashion.train_images[:300], fashion.train_labels[:300], fashion, classifier, CPU,
+        cache_dir, False, lambda: InceptionWeights(None, "not needed"),
+    )  # fmt: skip
+    passes = []
+    original = classifier.features_and_logits
+    monkeypatch.setattr(classifier, "features_and_logits", lambda x: passes.append(len(x)) or original(x))
+    monkeypatch.setattr(classifier, "logits", lambda x: pytest.fail("a second classifier pass"))
+    result = run_metrics(ev, [DOMAIN_FIDELITY, CLASS_JUDGEMENT])
+    assert passes == [300]
+    assert result.values["fid_domain"] == scores(classifier, ev.samples, fashion.test_images, cache_dir)["fid_domain"]
+    assert result.values["class_consistency"] > 0.5
+
+
+def test_predictions_from_the_shared_pass_are_those_of_predict(fashion, classifier, cache_dir):
+    images = fashion.test_images[:2500]  # several chunks of the classifier's batch
+    ev = Evaluation(
+        "x", "generation", images, None, fashion, classifier, CPU, cache_dir, False, lambda: InceptionWeights(None, "")
+    )
+    assert torch.equal(ev.features, classifier.features(images))
+    assert torch.equal(ev.predicted, classifier.predict(images))
 
 
 def test_registering_the_extractor_is_idempotent(classifier):
@@ -131,13 +177,14 @@ def random_inception_weights(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_inception_fid_with_a_given_weights_file(random_inception_weights, fashion, cache_dir, monkeypatch):
     digest = fidelity.sha256(random_inception_weights)
     monkeypatch.setattr(fidelity, "INCEPTION_SHA256_PREFIX", digest[:8])
     weights = resolve_inception_weights(random_inception_weights)
     assert weights.path == random_inception_weights and weights.reason == ""
     generated, real = fashion.train_images[:24], fashion.test_images[:24]  # Inception is slow on a CPU
-    ours = inception_fid(weights.path, generated, real, "ganbench-inception-test", cache_dir, CPU)
+    ours = inception_fid(weights.path, generated, real, "fashion-mnist-inception-test", cache_dir, CPU)
     direct = torch_fidelity.calculate_metrics(
         input1=ImageTensorDataset(generated, rgb=True),
         input2=ImageTensorDataset(real, rgb=True),
@@ -149,7 +196,7 @@ def test_inception_fid_with_a_given_weights_file(random_inception_weights, fashi
         save_cpu_ram=True,
         verbose=False,
     )
-    assert math.isfinite(ours) and ours == pytest.approx(direct[torch_fidelity.KEY_METRIC_FID], rel=1e-6)
+    assert math.isfinite(ours) and ours == pytest.approx(direct[torch_fidelity.KEY_METRIC_FID], rel=1e-9)
 
 
 def test_grayscale_is_repeated_to_three_channels(fashion):

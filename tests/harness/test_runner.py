@@ -1,15 +1,24 @@
+import hashlib
 import json
 import math
 
 import pandas as pd
 import pytest
-from conftest import FIXTURES
+import torch
 
 import ganbench
 from ganbench import columns as C
 from ganbench.config import RunConfig
 from ganbench.errors import UsageError
-from ganbench.harness.writer import CONFIG_JSON, METRICS_CSV, METRICS_PARQUET, PER_CLASS_CSV, SUMMARY_CSV, TRAIN_LOG_CSV
+from ganbench.harness.rundir import (
+    CONFIG_JSON,
+    JOBS_CSV,
+    METRICS_CSV,
+    METRICS_PARQUET,
+    PER_CLASS_CSV,
+    SUMMARY_CSV,
+    TRAIN_LOG_CSV,
+)
 from ganbench.registry import load_registry
 
 REQUIRED = [
@@ -22,14 +31,14 @@ REQUIRED = [
 def test_run_writes_every_table_with_finite_metrics(run_kwargs):
     result = ganbench.run(variants="dcgan,cgan,acgan", **run_kwargs)
     out = result.run_dir
-    for name in (METRICS_CSV, METRICS_PARQUET, SUMMARY_CSV, PER_CLASS_CSV, TRAIN_LOG_CSV, CONFIG_JSON):
+    for name in (METRICS_CSV, METRICS_PARQUET, SUMMARY_CSV, PER_CLASS_CSV, TRAIN_LOG_CSV, JOBS_CSV, CONFIG_JSON):
         assert (out / name).is_file(), name
     frame = pd.read_csv(out / METRICS_CSV)
     assert all(c in frame.columns for c in REQUIRED)
-    assert (
-        frame.equals(pd.read_parquet(out / METRICS_PARQUET))
-        or frame.shape == pd.read_parquet(out / METRICS_PARQUET).shape
-    )
+    # the same table in both formats (CSV reads an empty note back as a missing value)
+    pd.testing.assert_frame_equal(frame.fillna({C.NOTE: ""}), pd.read_parquet(out / METRICS_PARQUET), check_dtype=False)
+    jobs = pd.read_csv(out / JOBS_CSV)
+    assert jobs.variant.tolist() == ["dcgan", "cgan", "acgan"] and (jobs.status == C.STATUS_OK).all()
     trained = frame[frame.status == C.STATUS_OK]
     assert sorted(trained.variant.unique()) == ["acgan", "cgan", "dcgan"]
     assert len(trained) == 3 * 2  # 3 variants x 2 evaluation points
@@ -85,13 +94,16 @@ def test_rerun_from_config_json_gives_the_same_table(run_kwargs, tmp_path):
     pd.testing.assert_frame_equal(first.metrics.drop(columns=drop), second.metrics.drop(columns=drop))
 
 
-def test_a_diverging_variant_ends_cleanly_and_the_others_finish(run_kwargs):
-    registry = load_registry([FIXTURES / "plugin_nan.py"])
+def test_a_diverging_variant_ends_cleanly_and_the_others_finish(run_kwargs, fixtures_dir):
+    registry = load_registry([fixtures_dir / "plugin_nan.py"])
     result = ganbench.run(variants="nan-gan,cgan", set={"nan-gan": {"nan_at": 3}}, registry=registry, **run_kwargs)
     frame = result.metrics
     nan = frame[frame.variant == "nan-gan"]
     assert nan.status.tolist() == [C.STATUS_DIVERGED] and nan.step.tolist() == [3]
+    assert nan.images_seen.tolist() == [3 * 64]  # the images of the steps it took, not of its log window
     assert "non-finite loss at step 3" in nan.note.iloc[0]
+    log = pd.read_csv(result.run_dir / TRAIN_LOG_CSV)
+    assert log[log.variant == "nan-gan"].step.tolist() == [2, 3]  # up to and including the diverged step
     cgan = frame[frame.variant == "cgan"]
     assert cgan.status.tolist() == [C.STATUS_OK, C.STATUS_OK] and cgan.fid_domain.notna().all()
     assert result.summary.set_index("variant").loc["nan-gan", "status"] == "diverged"
@@ -111,15 +123,18 @@ def test_a_failing_variant_is_recorded_and_the_others_finish(run_kwargs, tmp_pat
         "    register(VariantSpec('failing', Failing, GANConfig))\n"
     )
     result = ganbench.run(variants="failing,dcgan", plugin=[plugin], **run_kwargs)
+    assert result.unfinished[[C.VARIANT, C.STATUS]].values.tolist() == [["failing", C.STATUS_FAILED]]
     by_variant = result.metrics.set_index("variant")
     assert by_variant.loc["failing", "status"] == C.STATUS_FAILED
     assert "RuntimeError: out of cheese" in by_variant.loc["failing", "note"]
     assert (result.metrics[result.metrics.variant == "dcgan"].status == C.STATUS_OK).all()
 
 
-def test_plugins_through_every_hook_run_end_to_end(run_kwargs):
+def test_plugins_through_every_hook_run_end_to_end(run_kwargs, fixtures_dir):
     result = ganbench.run(
-        variants="linear", plugin=[FIXTURES / "plugin_all_hooks.py"], **{**run_kwargs, "dataset": "fashion-mnist-tiny"}
+        variants="linear",
+        plugin=[fixtures_dir / "plugin_all_hooks.py"],
+        **{**run_kwargs, "dataset": "fashion-mnist-tiny"},
     )
     frame = result.metrics
     row = frame[frame.variant == "linear"].iloc[-1]
@@ -150,12 +165,125 @@ def test_bad_input_fails_before_anything_is_computed(kwargs, message, run_kwargs
     assert not run_kwargs["out"].exists()
 
 
-def test_an_existing_run_is_never_overwritten(run_kwargs):
+def digest(folder):
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_a_run_with_other_options_is_refused_with_a_diff_and_nothing_changes(run_kwargs):
     ganbench.run(variants="dcgan", **{**run_kwargs, "metrics": "class-consistency"})
-    before = (run_kwargs["out"] / METRICS_CSV).read_bytes()
-    with pytest.raises(UsageError, match="already holds a run"):
+    before = digest(run_kwargs["out"])
+    with pytest.raises(UsageError) as err:
         ganbench.run(variants="cgan", **run_kwargs)
-    assert (run_kwargs["out"] / METRICS_CSV).read_bytes() == before
+    message = str(err.value)
+    assert (
+        "holds a run with other options (variants: ['dcgan'] -> ['cgan']; metrics: ['class-consistency'] -> [])"
+        in message
+    )
+    assert "ganbench run --resume" in message and "\n" not in message
+    assert digest(run_kwargs["out"]) == before
+
+
+def test_changed_hyperparameters_are_named_in_the_diff(run_kwargs):
+    kwargs = {**run_kwargs, "budget": "2steps", "evals": 1, "metrics": "class-consistency"}
+    ganbench.run(variants="cgan", set={"cgan": {"lr_g": "1e-4"}}, **kwargs)
+    ganbench.run(variants="cgan", set={"cgan": {"lr_g": 0.0001}}, **kwargs)  # the same value, typed otherwise
+    with pytest.raises(UsageError, match=r"cgan.lr_g: 0.0001 -> 0.001"):
+        ganbench.run(variants="cgan", set={"cgan": {"lr_g": "1e-3"}}, **kwargs)
+
+
+def test_the_same_run_again_resumes_and_keeps_finished_jobs(run_kwargs, monkeypatch):
+    kwargs = {**run_kwargs, "metrics": "class-consistency"}
+    first = ganbench.run(variants="dcgan,cgan", **kwargs)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished job was trained again")
+
+    monkeypatch.setattr("ganbench.harness.trainer.Trainer.fit", no_training)
+    again = ganbench.run(variants="dcgan,cgan", **kwargs)
+    pd.testing.assert_frame_equal(first.metrics, again.metrics)
+    record = json.loads((run_kwargs["out"] / CONFIG_JSON).read_text())
+    assert len(record["resumed"]) == 1 and record["started"]
+
+
+def test_resume_takes_the_runs_own_options(run_kwargs):
+    first = ganbench.run(variants="cgan", **{**run_kwargs, "metrics": "class-consistency", "budget": "3steps"})
+    again = ganbench.run(resume=run_kwargs["out"])
+    pd.testing.assert_frame_equal(first.metrics, again.metrics)
+
+
+def test_a_failed_job_is_run_again_on_resume_from_its_checkpoint(run_kwargs, tmp_path, monkeypatch):
+    plugin = tmp_path / "flaky.py"
+    plugin.write_text(
+        "import os\n"
+        "from ganbench import VariantSpec, hookimpl\n"
+        "from ganbench_plugins.dcgan import DCGAN\n"
+        "from ganbench.adversarial import GANConfig\n"
+        "class Flaky(DCGAN):\n"
+        "    def train_step(self, data):\n"
+        "        if os.environ.get('FLAKY') and data.images_seen >= 10 * 64:\n"
+        "            raise RuntimeError('worker lost')\n"
+        "        return super().train_step(data)\n"
+        "@hookimpl\n"
+        "def ganbench_register_variants(register):\n"
+        "    register(VariantSpec('flaky', Flaky, GANConfig))\n"
+    )
+    kwargs = {**run_kwargs, "metrics": "class-consistency", "plugin": [plugin]}
+    whole = ganbench.run(variants="flaky", **{**kwargs, "out": tmp_path / "whole"})
+    monkeypatch.setenv("FLAKY", "1")  # as if its machine went away after step 10
+    failed = ganbench.run(variants="flaky", **kwargs)
+    monkeypatch.delenv("FLAKY")
+    assert failed.jobs.status.tolist() == [C.STATUS_FAILED] and failed.metrics.status.tolist()[-1] == C.STATUS_FAILED
+    resumed = ganbench.run(variants="flaky", **kwargs)
+    assert resumed.jobs.status.tolist() == [C.STATUS_OK]
+    drop = list(C.TIMING_COLUMNS)
+    pd.testing.assert_frame_equal(whole.metrics.drop(columns=drop), resumed.metrics.drop(columns=drop))
+
+
+def test_a_corrupted_checkpoint_is_one_line_and_nothing_runs(run_kwargs, tmp_path):
+    kwargs = {**run_kwargs, "metrics": "class-consistency", "budget": "4steps"}
+    ganbench.run(variants="cgan", **kwargs)
+    jobs = run_kwargs["out"] / JOBS_CSV
+    jobs.write_text(jobs.read_text().replace(",ok,", ",interrupted,"))  # as if it had stopped
+    checkpoint = run_kwargs["out"] / "checkpoints" / "cgan-seed0.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    before = digest(run_kwargs["out"])
+    with pytest.raises(UsageError) as err:
+        ganbench.run(variants="cgan", **kwargs)
+    assert f"checkpoint {checkpoint} is unreadable" in str(err.value) and "\n" not in str(err.value)
+    assert "delete it to restart cgan seed 0 from the beginning" in str(err.value)
+    assert digest(run_kwargs["out"]) == before
+
+
+def test_a_foreign_checkpoint_is_refused(run_kwargs):
+    kwargs = {**run_kwargs, "metrics": "class-consistency", "budget": "4steps", "seeds": "0,1"}
+    ganbench.run(variants="cgan", **kwargs)
+    out = run_kwargs["out"]
+    jobs = out / JOBS_CSV
+    jobs.write_text(jobs.read_text().replace(",ok,", ",interrupted,"))
+    (out / "checkpoints" / "cgan-seed0.pt").write_bytes((out / "checkpoints" / "cgan-seed1.pt").read_bytes())
+    with pytest.raises(UsageError, match="belongs to cgan seed 1, not cgan seed 0"):
+        ganbench.run(variants="cgan", **kwargs)
+
+
+def test_a_pickle_planted_as_a_checkpoint_never_runs(run_kwargs, tmp_path):
+    kwargs = {**run_kwargs, "metrics": "class-consistency", "budget": "4steps"}
+    ganbench.run(variants="cgan", **kwargs)
+    jobs = run_kwargs["out"] / JOBS_CSV
+    jobs.write_text(jobs.read_text().replace(",ok,", ",interrupted,"))
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"format": "ganbench-checkpoint/1", "x": Payload()}, run_kwargs["out"] / "checkpoints" / "cgan-seed0.pt")
+    with pytest.raises(UsageError, match="is unreadable"):
+        ganbench.run(variants="cgan", **kwargs)
+    assert not marker.exists()
 
 
 def test_metric_selection(run_kwargs):

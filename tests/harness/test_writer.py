@@ -1,3 +1,4 @@
+import io
 import math
 
 import pandas as pd
@@ -6,7 +7,10 @@ import torch
 from PIL import Image
 
 from ganbench import columns as C
-from ganbench.harness.writer import ResultsWriter, final_rows, format_summary, save_sample_grid
+from ganbench.harness import events as E
+from ganbench.harness.grids import sample_grid_png
+from ganbench.harness.rundir import RunDir
+from ganbench.harness.writer import ResultsWriter, final_rows, format_summary
 
 
 def row(variant, seed, eval_index, fid, status=C.STATUS_OK):
@@ -15,11 +19,18 @@ def row(variant, seed, eval_index, fid, status=C.STATUS_OK):
             C.FID_DOMAIN: fid, C.NOTE: ""}  # fmt: skip
 
 
-def test_summary_is_mean_and_std_of_final_evaluations_over_seeds(tmp_path):
-    writer = ResultsWriter(tmp_path, [C.FID_DOMAIN])
+ORDER = [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+
+
+@pytest.fixture
+def writer(tmp_path):
+    return ResultsWriter(RunDir(tmp_path), [C.FID_DOMAIN], ORDER)
+
+
+def test_summary_is_mean_and_std_of_final_evaluations_over_seeds(writer, tmp_path):
     for r in [row("a", 0, 1, 100.0), row("a", 0, 2, 10.0), row("a", 1, 1, 90.0), row("a", 1, 2, 20.0),
               row("b", 0, 1, 50.0), row("b", 1, 1, math.nan, C.STATUS_DIVERGED)]:  # fmt: skip
-        writer.add_row(r, {}, ())
+        writer.add_row(r)
     frame, summary = writer.finish()
     assert list(final_rows(frame)[C.FID_DOMAIN].fillna(-1)) == [10.0, 20.0, 50.0, -1]
     a = summary.set_index(C.VARIANT).loc["a"]
@@ -31,10 +42,53 @@ def test_summary_is_mean_and_std_of_final_evaluations_over_seeds(tmp_path):
     assert "15 ± 7.1" in text and "1 ok, 1 diverged" in text
 
 
-def test_tables_are_rewritten_after_every_row(tmp_path):
-    writer = ResultsWriter(tmp_path, [C.FID_DOMAIN, "extra_metric"])
-    writer.add_row(row("a", 0, 1, 5.0), {C.CLASS_CONSISTENCY: [0.5, 1.0]}, ("x", "y"))
+def test_summary_of_an_interrupted_job_is_its_last_evaluation(writer):
+    writer.add_row(row("a", 0, 1, 80.0))
+    writer.add_row(row("a", 0, 2, 40.0))
+    writer.add_row(row("a", 0, 3, math.nan, C.STATUS_INTERRUPTED))
+    _, summary = writer.finish()
+    a = summary.set_index(C.VARIANT).loc["a"]
+    assert a.fid_domain_mean == 40.0 and a.step_mean == 20 and a.status == C.STATUS_INTERRUPTED
+
+
+def test_rows_are_keyed_so_writing_one_twice_is_harmless(writer, tmp_path):
+    writer.add_row(row("a", 0, 1, 5.0))
+    writer.add_row(row("a", 0, 1, 5.0))
     writer.flush()
+    assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1
+
+
+def test_rows_are_written_in_plan_order_whatever_order_they_arrive_in(writer, tmp_path):
+    for r in (row("b", 1, 1, 1.0), row("a", 1, 2, 2.0), row("a", 0, 1, 3.0), row("a", 1, 1, 4.0)):
+        writer.add_row(r)
+    writer.flush()
+    frame = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(zip(frame.variant, frame.seed, frame.eval_index)) == [
+        ("a", 0, 1),
+        ("a", 1, 1),
+        ("a", 1, 2),
+        ("b", 1, 1),
+    ]
+
+
+def test_a_restarted_job_keeps_only_its_restored_history(writer, tmp_path):
+    writer.handle(E.JobStarted("a", 0))
+    for i in (1, 2):
+        writer.handle(E.Row(row("a", 0, i, 10.0 * i)))
+    writer.handle(E.Log({C.VARIANT: "a", C.SEED: 0, C.STEP: 15, "g_loss": 1.0}))
+    writer.handle(E.Row(row("a", 0, 3, math.nan, C.STATUS_INTERRUPTED)))
+    writer.handle(E.JobStarted("a", 0, rows=[row("a", 0, 1, 10.0)], logs=[{C.VARIANT: "a", C.SEED: 0, C.STEP: 5}]))
+    frame = pd.read_csv(tmp_path / "metrics.csv")
+    assert frame.eval_index.tolist() == [1] and frame.fid_domain.tolist() == [10.0]
+    assert pd.read_csv(tmp_path / "train_log.csv").step.tolist() == [5]
+    assert pd.read_csv(tmp_path / "jobs.csv").status.tolist() == ["running"]
+
+
+def test_tables_are_rewritten_after_every_row(tmp_path):
+    writer = ResultsWriter(RunDir(tmp_path), [C.FID_DOMAIN, "extra_metric"], [("a", 0)])
+    per_class = [{C.VARIANT: "a", C.SEED: 0, C.EVAL_INDEX: 1, C.CLASS_INDEX: k, C.CLASS_NAME: n, C.CLASS_CONSISTENCY: v}
+                 for k, n, v in ((0, "x", 0.5), (1, "y", 1.0))]  # fmt: skip
+    writer.handle(E.Row(row("a", 0, 1, 5.0), per_class))
     frame = pd.read_csv(tmp_path / "metrics.csv")
     assert len(frame) == 1 and "extra_metric" in frame.columns and frame.columns[-1] == C.NOTE
     per_class = pd.read_csv(tmp_path / "per_class.csv")
@@ -42,11 +96,27 @@ def test_tables_are_rewritten_after_every_row(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporary files
 
 
-def test_sample_grid_has_one_labelled_row_per_class(tmp_path):
+def test_a_resumed_writer_reads_back_exactly_what_it_wrote(writer, tmp_path):
+    odd = {**row("a", 0, 1, 1 / 3), C.NOTE: "NA", C.CLASS_CONSISTENCY: math.nan}
+    writer.handle(E.Row(odd, [{C.VARIANT: "a", C.SEED: 0, C.EVAL_INDEX: 1, C.CLASS_INDEX: 0, C.CLASS_NAME: "NA"}]))
+    writer.handle(E.JobEnded("a", 0, C.STATUS_OK, "", 10, 1))
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("*.csv")}
+    again = ResultsWriter(RunDir(tmp_path), [C.FID_DOMAIN], ORDER)
+    assert again.status("a", 0) == C.STATUS_OK and again.rows[("a", 0, 1)][C.FID_DOMAIN] == 1 / 3
+    again._dirty.update(before)  # force a rewrite of every table
+    again.flush()
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.csv")} == before
+
+
+def test_an_artefact_is_written_into_the_run_directory(writer, tmp_path):
+    writer.handle(E.Artefact("samples/a-seed0.png", b"\x89PNG"))
+    assert (tmp_path / "samples" / "a-seed0.png").read_bytes() == b"\x89PNG"
+
+
+def test_sample_grid_has_one_labelled_row_per_class():
     images = torch.randint(0, 256, (30, 1, 28, 28), dtype=torch.uint8)
-    save_sample_grid(tmp_path / "g.png", images, per_row=10, row_labels=("a", "b", "c"), scale=2)
-    picture = Image.open(tmp_path / "g.png")
+    picture = Image.open(io.BytesIO(sample_grid_png(images, per_row=10, row_labels=("a", "b", "c"), scale=2)))
     grid_height = 3 * (28 + 2) + 2
     assert picture.height == grid_height * 2 and picture.width > (10 * 30 + 2) * 2  # plus the label margin
-    save_sample_grid(tmp_path / "u.png", images[:20], per_row=10, scale=1)
-    assert Image.open(tmp_path / "u.png").size == (10 * 30 + 2, 2 * 30 + 2)
+    plain = Image.open(io.BytesIO(sample_grid_png(images[:20], per_row=10, scale=1)))
+    assert plain.size == (10 * 30 + 2, 2 * 30 + 2)

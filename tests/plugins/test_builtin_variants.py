@@ -33,6 +33,7 @@ def test_cgan_feeds_labels_to_both_networks(fashion):
     assert a[0] == b[0] and a[1] != b[1]  # D's verdict depends on the label
 
 
+@pytest.mark.slow
 def test_acgan_has_real_fake_and_class_heads_trained_on_real_and_generated(fashion):
     v = build_variant("acgan", fashion)
     assert set(v.discriminator.heads) == {"adv", "cls"} and v.discriminator.heads["cls"].out_features == 10
@@ -109,6 +110,7 @@ def test_cgan_wgangp_penalises_through_the_label_channels(fashion, monkeypatch):
     assert torch.equal(real_planes.sum(1), torch.ones(shape[0], 28, 28))
 
 
+@pytest.mark.slow
 def test_srgan_learns_to_upscale(fashion):
     from ganbench.evaluation import upscale_samples
     from ganbench.superres import psnr

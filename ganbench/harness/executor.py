@@ -1,0 +1,44 @@
+"""Executors run jobs and hand their events to the one writer.
+
+An executor is anything with ``run(jobs, handle)``: it runs every job and calls ``handle``
+with each event, in order per job, in the process that owns the writer. The local executor
+runs jobs one after another in this process (the default); another executor may run them
+elsewhere, as long as the events reach ``handle``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from ganbench.harness.events import Event
+from ganbench.harness.job import Job, JobEnv
+from ganbench.harness.trainer import Outcome
+
+Handle = Callable[[Event], None]
+
+
+class Executor(Protocol):
+    def run(self, jobs: Sequence[Job], handle: Handle) -> list[Outcome]:
+        """Run every job; return their outcomes in the order of ``jobs``. A job that fails or
+        diverges does not stop the others; Ctrl-C stops all, after the running job has
+        reported where it stopped."""
+        ...
+
+
+class LocalExecutor:
+    """One job at a time in this process, sharing one :class:`JobEnv` (data and classifier
+    loaded once); each job's events go straight to the writer."""
+
+    def __init__(self, env: JobEnv) -> None:
+        self.env = env
+
+    def run(self, jobs: Sequence[Job], handle: Handle) -> list[Outcome]:
+        outcomes = []
+        for job in jobs:
+            outcomes.append(job.run(self.env, handle))
+            if self.env.plan.device.type == "cuda":
+                import torch
+
+                torch.cuda.empty_cache()
+        return outcomes

@@ -1,0 +1,375 @@
+"""One job: train and evaluate one (variant, seed), continuing from its checkpoint if it has one.
+
+A :class:`Job` is a small picklable value (variant name, seed, the run's resolved options), so
+an executor may run it in another process. What every job of a run shares in one process
+(the data on the device, the held-out classifier, the plugins) is a :class:`JobEnv`. A job
+reports everything through events (:mod:`ganbench.harness.events`); it writes one kind of file
+itself: its own checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ganbench import columns as C
+from ganbench.config import RESUME_MAY_CHANGE, RunConfig
+from ganbench.data import BatchSource, DatasetSplits
+from ganbench.errors import UsageError, describe
+from ganbench.evaluation import EvalResult, Evaluation, applicable, generate_samples, run_metrics, upscale_samples
+from ganbench.evaluation.classifier import HeldOutClassifier, WatchedFeatures
+from ganbench.evaluation.fidelity import InceptionWeights, resolve_inception_weights
+from ganbench.harness import events as E
+from ganbench.harness.grids import sample_grid_png
+from ganbench.harness.plan import Plan
+from ganbench.harness.progress import Progress
+from ganbench.harness.rundir import RunDir, atomic_write
+from ganbench.harness.seeding import seed_everything
+from ganbench.harness.trainer import LogPoint, Outcome, RunState, Trainer
+from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION
+from ganbench.superres import bicubic
+from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant, VariantContext
+
+log = logging.getLogger(__name__)
+
+EVAL_SEED_OFFSET = 1_000_003  # evaluation latents: same for every variant, apart from training's RNG
+GRID_PER_CLASS = 10
+NOT_HELD_OUT = "trained with the held-out classifier's features: its metrics are not held out for this run"
+CHECKPOINT_FORMAT = "ganbench-checkpoint/1"
+
+Emit = Callable[[E.Event], None]
+
+
+class JobEnv:
+    """What the jobs of one run share in one process: the plan, the data on the device, the
+    held-out classifier and the run directory."""
+
+    def __init__(self, plan: Plan, splits: DatasetSplits, classifier: HeldOutClassifier, rundir: RunDir) -> None:
+        self.plan = plan
+        self.splits = splits
+        self.classifier = classifier
+        self.rundir = rundir
+        self.train_images = splits.train_images.to(plan.device)
+        self.train_labels = splits.train_labels.to(plan.device)
+        self._inception: InceptionWeights | None = None
+
+    def inception_weights(self) -> InceptionWeights:
+        """Resolved once per process: a failed download is not retried for every job."""
+        if self._inception is None:
+            self._inception = resolve_inception_weights(self.plan.config.inception_weights, self.plan.config.download)
+            if self._inception.path is None:
+                log.warning("fid_inception will be NaN: %s", self._inception.reason)
+        return self._inception
+
+    def evaluate(
+        self,
+        name: str,
+        task: str,
+        samples: torch.Tensor,
+        labels: torch.Tensor | None,
+        final: bool,
+        reference: torch.Tensor | None = None,
+    ) -> EvalResult:
+        evaluation = Evaluation(
+            variant=name,
+            task=task,
+            samples=samples,
+            labels=labels,
+            data=self.splits,
+            classifier=self.classifier,
+            device=self.plan.device,
+            cache_dir=self.plan.cache_dir,
+            final=final,
+            inception_weights=self.inception_weights,
+            reference=reference,
+        )
+        return run_metrics(evaluation, applicable(self.plan.metrics, task))
+
+    def sr_targets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The high-resolution test images (and labels) every super-resolution evaluation uses."""
+        n = min(self.plan.config.eval_samples, self.splits.test_images.shape[0])
+        return self.splits.test_images[:n], self.splits.test_labels[:n]
+
+    def row(
+        self, variant: str, seed: int, state: RunState, status: str, critic_steps: int, note: str = ""
+    ) -> dict[str, Any]:
+        rate = state.images_seen / state.train_seconds if state.train_seconds > 0 else math.nan
+        return {
+            C.VARIANT: variant,
+            C.DATASET: self.splits.name,
+            C.SEED: seed,
+            C.EVAL_INDEX: state.eval_index,
+            C.STEP: state.step,
+            C.IMAGES_SEEN: state.images_seen,
+            C.TRAIN_SECONDS: state.train_seconds,
+            C.CRITIC_STEPS: critic_steps,
+            C.STATUS: status,
+            C.TRAIN_IMG_PER_S: rate,
+            C.PEAK_MEM_MB: state.peak_mem_mb or math.nan,
+            C.NOTE: note,
+        }
+
+    def scored_row(self, row: dict[str, Any], result: EvalResult) -> E.Row:
+        """``row`` with the evaluation's values, its per-class rows, and NaN reasons in the note."""
+        row = {**row, **result.values, C.EVAL_SECONDS: result.seconds}
+        notes = "; ".join(f"{k}: {v}" for k, v in result.notes.items())
+        row[C.NOTE] = "; ".join(n for n in (row[C.NOTE], notes) if n)
+        per_class = [
+            {
+                **{c: row[c] for c in (C.VARIANT, C.DATASET, C.SEED, C.EVAL_INDEX, C.STEP)},
+                C.CLASS_INDEX: k,
+                C.CLASS_NAME: name,
+                **{column: values[k] for column, values in result.per_class.items()},
+            }
+            for k, name in enumerate(self.splits.class_names)
+        ] if result.per_class else []  # fmt: skip
+        return E.Row(row, per_class)
+
+
+def reference_rows(env: JobEnv) -> list[E.Row]:
+    """The rows a run scores besides its variants: the train split as if generated (the floor
+    of the generation metrics), and for super-resolution the bicubic baseline per scale."""
+    rows = []
+    config, splits = env.plan.config, env.splits
+    if env.plan.generates:
+        n = min(config.eval_samples, splits.train_images.shape[0])
+        idx = torch.randperm(splits.train_images.shape[0], generator=torch.Generator().manual_seed(0))[:n]
+        samples, labels = splits.train_images[idx], splits.train_labels[idx]
+        result = env.evaluate(C.REAL_DATA, TASK_GENERATION, samples, labels, final=True)
+        row = env.row(C.REAL_DATA, -1, RunState(), C.STATUS_REFERENCE, 0, f"{n} train-split images")
+        rows.append(env.scored_row(row, result))
+    for scale in env.plan.sr_scales:
+        name = f"{C.BICUBIC}-x{scale}"
+        targets, labels = env.sr_targets()
+        samples, rate = upscale_samples(lambda x, s=scale: bicubic(x, s), targets, scale, env.plan.device)
+        result = env.evaluate(name, TASK_SUPER_RESOLUTION, samples, labels, final=True, reference=targets)
+        note = f"{len(targets)} test images, area-downsampled x{scale}"
+        row = {**env.row(name, -1, RunState(), C.STATUS_REFERENCE, 0, note), C.GEN_IMG_PER_S: rate}
+        rows.append(env.scored_row(row, result))
+    return rows
+
+
+def reference_keys(plan: Plan) -> list[tuple[str, int]]:
+    keys = [(C.REAL_DATA, -1)] if plan.generates else []
+    return keys + [(f"{C.BICUBIC}-x{scale}", -1) for scale in plan.sr_scales]
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+
+
+def run_fingerprint(config: RunConfig) -> str:
+    """What a checkpoint must have been made under: the options that change what a run computes."""
+    options = {k: v for k, v in config.to_json().items() if k not in RESUME_MAY_CHANGE}
+    return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_checkpoint(path: Path, variant: str, seed: int, fingerprint: str) -> dict[str, Any]:
+    """A job's checkpoint, loaded without running any code (``weights_only=True``) and checked
+    to be this job's; anything else is a one-line UsageError naming the file."""
+    fix = f"delete it to restart {variant} seed {seed} from the beginning"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UsageError(f"checkpoint {path} is unreadable ({describe(exc)}); {fix}") from None
+    job = state.get("job") if isinstance(state, dict) else None
+    if not isinstance(job, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise UsageError(f"checkpoint {path} is not a {CHECKPOINT_FORMAT} file; {fix}")
+    if (job.get("variant"), job.get("seed")) != (variant, seed):
+        raise UsageError(
+            f"checkpoint {path} belongs to {job.get('variant')} seed {job.get('seed')}, not {variant} seed {seed}; {fix}"
+        )
+    if job.get("run") != fingerprint:
+        raise UsageError(f"checkpoint {path} was made by a run with other options; {fix}")
+    return state
+
+
+@dataclass
+class History:
+    """What a job has reported so far; saved in its checkpoint so that a resumed job
+    restores exactly the rows and log points that led to it."""
+
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    per_class: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    logs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+# --- the job ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """Train and evaluate ``variant`` with ``seed`` under the run's resolved options."""
+
+    variant: str
+    seed: int
+    config: RunConfig
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} seed {self.seed}"
+
+    def run(self, env: JobEnv, emit: Emit) -> Outcome:
+        """Run to the end of the budget (or from its checkpoint to the end), emitting events;
+        a variant that raises or diverges ends this job only. Ctrl-C ends it as interrupted
+        and propagates."""
+        planned = env.plan.variant(self.variant)
+        spec, seed, config = planned.spec, self.seed, self.config
+        checkpoint = env.rundir.checkpoint(self.variant, seed)
+        fingerprint = run_fingerprint(config)
+        saved = load_checkpoint(checkpoint, spec.name, seed, fingerprint) if checkpoint.exists() else None
+        history = History(**saved["history"]) if saved else History()
+        resumed = RunState(**saved["trainer"]["state"]) if saved else RunState()
+        # First: the tables hold exactly this job's history from now on, whatever happens next.
+        emit(E.JobStarted(spec.name, seed, history.rows, history.per_class, history.logs, resumed.step))
+        variant: Variant | None = None
+        trainer: Trainer | None = None
+        progress = Progress(self.label, config.budget)
+        try:
+            seed_everything(seed)
+            features = WatchedFeatures(env.classifier, env.plan.device)
+            context = VariantContext(env.splits.image_shape, env.splits.num_classes, env.plan.device, features)
+            variant = spec.build(context, planned.config)
+            expected = SuperResolutionVariant if spec.task == TASK_SUPER_RESOLUTION else GenerativeVariant
+            if not isinstance(variant, expected):
+                raise TypeError(f"{spec.name} builds a {type(variant).__name__}, not a ganbench.{expected.__name__}")
+            source = BatchSource(env.train_images, env.train_labels, variant.batch_size, seed)
+            built: Variant = variant
+
+            def on_log(point: LogPoint) -> None:
+                progress.update(point)
+                record = {
+                    C.VARIANT: spec.name,
+                    C.SEED: seed,
+                    C.STEP: point.step,
+                    C.IMAGES_SEEN: point.images_seen,
+                    C.TRAIN_SECONDS: point.train_seconds,
+                    **point.losses,
+                }
+                history.logs.append(record)
+                emit(E.Log(record))
+
+            def on_eval(state: RunState, final: bool) -> None:
+                samples, labels, reference, rate = self._produce(env, built)
+                result = env.evaluate(spec.name, spec.task, samples, labels, final, reference)
+                note = NOT_HELD_OUT if features.used else ""
+                row = {**env.row(spec.name, seed, state, C.STATUS_OK, built.critic_steps, note), C.GEN_IMG_PER_S: rate}
+                scored = env.scored_row(row, result)
+                history.rows.append(scored.row)
+                history.per_class.extend(scored.per_class)
+                emit(scored)
+                progress.message(f"{self.label}: eval {state.eval_index} at step {state.step}: {_brief(result.values)}")
+                if final:
+                    emit(
+                        E.Artefact(env.rundir.relative(env.rundir.sample_grid(spec.name, seed)), self._grid(env, built))
+                    )
+
+            def on_checkpoint(t: Trainer) -> None:
+                state = {
+                    "format": CHECKPOINT_FORMAT,
+                    "job": {"variant": spec.name, "seed": seed, "run": fingerprint},
+                    "trainer": t.state_dict(),
+                    "features_used": features.used,
+                    "history": dataclasses.asdict(history),
+                }
+                atomic_write(checkpoint, lambda p: torch.save(state, p))
+
+            trainer = Trainer(
+                variant,
+                source,
+                config.budget,
+                config.evals,
+                on_eval,
+                on_log,
+                config.log_every,
+                on_checkpoint if config.checkpoints else None,
+            )
+            if saved is not None:
+                trainer.load_state_dict(saved["trainer"])
+                features.used = bool(saved["features_used"])
+                log.info("%s: resumed from its checkpoint at step %d", self.label, resumed.step)
+            outcome = trainer.fit()
+        except KeyboardInterrupt:
+            state = trainer.state if trainer is not None else resumed
+            self._stop(env, emit, Outcome(C.STATUS_INTERRUPTED, "interrupted", state), variant)
+            raise
+        except UsageError:
+            raise
+        except Exception as exc:
+            log.exception("%s failed", self.label)
+            state = trainer.state if trainer is not None else resumed
+            outcome = Outcome(C.STATUS_FAILED, f"{type(exc).__name__}: {exc}", state)
+        finally:
+            progress.close()
+        if outcome.status != C.STATUS_OK:
+            log.warning("%s: %s (%s)", self.label, outcome.status, outcome.note)
+            self._stop(env, emit, outcome, variant)
+            return outcome
+        s = outcome.state
+        emit(E.JobEnded(spec.name, seed, C.STATUS_OK, "", s.step, s.eval_index))
+        return outcome
+
+    def _stop(self, env: JobEnv, emit: Emit, outcome: Outcome, variant: Variant | None) -> None:
+        """The row of a job that ended without its final evaluation (the next eval_index, no
+        metrics, the status and why), then its end."""
+        s = outcome.state
+        stopped = dataclasses.replace(s, eval_index=s.eval_index + 1)
+        critic_steps = variant.critic_steps if variant is not None else 0
+        emit(E.Row(env.row(self.variant, self.seed, stopped, outcome.status, critic_steps, outcome.note)))
+        emit(E.JobEnded(self.variant, self.seed, outcome.status, outcome.note, s.step, s.eval_index))
+
+    def _produce(
+        self, env: JobEnv, variant: Variant
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, float]:
+        """What an evaluation point scores: samples, their labels, references, images/s."""
+        if isinstance(variant, SuperResolutionVariant):
+            targets, labels = env.sr_targets()
+            with variant.evaluating():
+                samples, rate = upscale_samples(variant.upscale, targets, variant.scale, env.plan.device)
+            return samples, labels, targets, rate
+        assert isinstance(variant, GenerativeVariant)
+        conditional = env.plan.variant(self.variant).spec.conditional
+        samples, labels, rate = generate_samples(
+            variant, self.config.eval_samples, env.splits.num_classes, conditional, self.seed + EVAL_SEED_OFFSET
+        )
+        return samples, labels, None, rate
+
+    def _grid(self, env: JobEnv, variant: Variant) -> bytes:
+        if isinstance(variant, SuperResolutionVariant):  # rows: input, bicubic, output, original
+            targets = env.splits.test_images[:GRID_PER_CLASS]
+            scale, device = variant.scale, env.plan.device
+            nearest, _ = upscale_samples(
+                lambda x: F.interpolate(x, scale_factor=scale, mode="nearest"), targets, scale, device
+            )
+            cubic, _ = upscale_samples(lambda x: bicubic(x, scale), targets, scale, device)
+            with variant.evaluating():
+                ours, _ = upscale_samples(variant.upscale, targets, scale, device)
+            rows = (f"input 1/{scale}", "bicubic", self.variant, "original")
+            return sample_grid_png(torch.cat([nearest, cubic, ours, targets]), GRID_PER_CLASS, rows)
+        assert isinstance(variant, GenerativeVariant)
+        k = env.splits.num_classes
+        conditional = env.plan.variant(self.variant).spec.conditional
+        samples, labels, _ = generate_samples(
+            variant, k * GRID_PER_CLASS, k, conditional, self.seed + EVAL_SEED_OFFSET + 1
+        )
+        row_labels: Sequence[str] = ()
+        if labels is not None:  # one row per class
+            samples = samples[torch.argsort(labels, stable=True)]
+            row_labels = env.splits.class_names
+        return sample_grid_png(samples, GRID_PER_CLASS, row_labels)
+
+
+def _brief(values: dict[str, float]) -> str:
+    shown = [
+        c for c in (C.FID_DOMAIN, C.CLASS_CONSISTENCY, C.CLASS_COVERAGE) if c in values and not math.isnan(values[c])
+    ]
+    return ", ".join(f"{c} {values[c]:.4g}" for c in shown) or "no finite metrics"

@@ -1,0 +1,278 @@
+"""The run directory: its layout, its lock, and the one way ganbench writes a file.
+
+Every file ganbench writes (tables, config.json, checkpoints, sample grids, and the caches
+under the cache directory) goes through :func:`atomic_write`: the content is written to a
+hidden temporary file beside the target, flushed to disk, then renamed over the target. A
+process killed at any moment leaves either the old file or the new one, never half a file;
+a leftover temporary file is ignored and removed by the next run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ganbench.errors import UsageError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+TMP_MARKER = ".tmp-"
+
+
+def temporary_path(path: Path) -> Path:
+    """A hidden, unique temporary name in ``path``'s directory (same file system: rename is atomic)."""
+    return path.with_name(f".{path.name}{TMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def atomic_write(path: Path | str, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` to write the content to a temporary file, then rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:  # the data reaches the disk before the name does
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    atomic_write(path, lambda p: p.write_text(text))
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    atomic_write(path, lambda p: p.write_bytes(data))
+
+
+# --- layout -----------------------------------------------------------------------------------
+
+CONFIG_JSON = "config.json"
+METRICS_CSV = "metrics.csv"
+METRICS_PARQUET = "metrics.parquet"
+SUMMARY_CSV = "summary.csv"
+PER_CLASS_CSV = "per_class.csv"
+TRAIN_LOG_CSV = "train_log.csv"
+JOBS_CSV = "jobs.csv"
+SAMPLES_DIR = "samples"
+CHECKPOINTS_DIR = "checkpoints"
+LOCK_FILE = ".lock"
+# config.json's "format": what tells a ganbench run from a folder that merely holds a config.json.
+RUN_FORMAT = "ganbench-run/1"
+ACCEPTED_OUT = "accepted: a new or empty directory, or a ganbench run to resume"
+
+
+def job_name(variant: str, seed: int) -> str:
+    return f"{variant}-seed{seed}"
+
+
+class RunDir:
+    """Where everything of one run lives; the only code that knows the file names."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG_JSON
+
+    def table(self, name: str) -> Path:
+        return self.path / name
+
+    def checkpoint(self, variant: str, seed: int) -> Path:
+        return self.path / CHECKPOINTS_DIR / f"{job_name(variant, seed)}.pt"
+
+    def sample_grid(self, variant: str, seed: int) -> Path:
+        return self.path / SAMPLES_DIR / f"{job_name(variant, seed)}.png"
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.path).as_posix()
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Temporary files of a killed writer: never trusted, removed (only while holding the lock)."""
+        stale = []
+        for folder in (self.path, self.path / CHECKPOINTS_DIR, self.path / SAMPLES_DIR):
+            if folder.is_dir():
+                for p in folder.iterdir():
+                    if p.name.startswith(".") and TMP_MARKER in p.name:
+                        p.unlink(missing_ok=True)
+                        stale.append(p)
+        return stale
+
+
+# --- what --out holds --------------------------------------------------------------------------
+
+
+def _is_ours(name: str) -> bool:
+    return name == LOCK_FILE or (name.startswith(".") and TMP_MARKER in name)
+
+
+def read_record(path: Path) -> dict | None:
+    """config.json of a ganbench run, or None when it is not one (missing, unreadable, foreign)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if isinstance(record, dict) and record.get("format") == RUN_FORMAT and isinstance(record.get("run"), dict):
+        return record
+    return None
+
+
+def inspect_out(path: Path) -> dict | None:
+    """What ``--out`` holds: None when it is absent or empty (a new run), the run's config.json
+    record when it is a ganbench run. Anything else is refused before anything is written."""
+    if not path.exists():
+        if path.is_symlink():
+            raise UsageError(f"--out {path} is a broken symbolic link; {ACCEPTED_OUT}")
+        return None
+    if not path.is_dir():
+        raise UsageError(f"--out {path} is a file, not a directory; {ACCEPTED_OUT}")
+    try:
+        names = sorted(p.name for p in path.iterdir() if not _is_ours(p.name))
+    except OSError as exc:
+        raise UsageError(f"--out {path} cannot be read ({exc.strerror}); {ACCEPTED_OUT}") from None
+    if not names:
+        return None  # empty, or left by a run killed before it wrote anything
+    record = read_record(path / CONFIG_JSON) if CONFIG_JSON in names else None
+    if record is not None:
+        return record
+    shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+    raise UsageError(f"--out {path} already holds files that are not a ganbench run ({shown}); {ACCEPTED_OUT}")
+
+
+# --- the lock -----------------------------------------------------------------------------------
+
+
+def _holder() -> dict[str, Any]:
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": dt.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+    }
+
+
+def describe_holder(holder: dict[str, Any] | None) -> str:
+    if not holder:
+        return "another process (it has not said which yet)"
+    return f"pid {holder.get('pid')} on host {holder.get('host')} since {holder.get('started')}"
+
+
+class RunLock:
+    """An exclusive advisory lock on ``<run>/.lock`` (flock): held while a process writes the
+    run. The kernel releases it when the holder dies, so a lock left by a killed process is
+    simply taken over; the file's content names the holder for whoever is refused."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def _read(self, fd: int) -> dict[str, Any] | None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 1 << 16).decode("utf-8", "replace").strip()
+        try:
+            holder = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            return None
+        return holder if isinstance(holder, dict) else None
+
+    def acquire(self) -> dict[str, Any] | None:
+        """Take the lock; return the previous (dead) holder's record if it left one. Raise
+        UsageError naming the holder when a live process holds it."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write to run directory {self.path.parent} ({exc.strerror}); choose another --out"
+            ) from None
+        try:
+            _lock(fd)
+        except OSError:
+            holder = self._read(fd)
+            for _ in range(20):  # the holder writes its name right after it takes the lock
+                if holder:
+                    break
+                time.sleep(0.1)
+                holder = self._read(fd)
+            os.close(fd)
+            raise UsageError(
+                f"run directory {self.path.parent} is in use by {describe_holder(holder)}; "
+                "wait for that run to finish, or choose another --out"
+            ) from None
+        previous = self._read(fd)
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, (json.dumps(_holder()) + "\n").encode())
+        os.fsync(fd)
+        self._fd = fd
+        return previous
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # no stale name for the next reader; the file itself stays
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None
+
+
+def _lock(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    else:  # pragma: no cover - Windows
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+
+
+@contextmanager
+def opened(path: Path) -> Iterator[RunDir]:
+    """Create ``path`` if needed and hold its lock. A directory this call created is removed
+    again if the run stops before it writes config.json, so a failed start leaves nothing."""
+    rundir = RunDir(path)
+    created = False
+    try:
+        path.mkdir(parents=True)
+        created = True
+    except FileExistsError:
+        if not path.is_dir():
+            raise UsageError(f"--out {path} is a file, not a directory; {ACCEPTED_OUT}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot create run directory {path} ({exc.strerror}); choose a writable --out") from None
+    lock = RunLock(path / LOCK_FILE)
+    try:
+        previous = lock.acquire()
+    except BaseException:
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    try:
+        if previous and previous.get("pid") != os.getpid():
+            log.warning("took over the lock of %s, which no longer holds it", describe_holder(previous))
+        for stale in rundir.remove_stale_temporaries():
+            log.info("removed %s, left half-written by a stopped run", stale)
+        yield rundir
+    finally:
+        if created and not rundir.config.exists():
+            (path / LOCK_FILE).unlink(missing_ok=True)
+            shutil.rmtree(path, ignore_errors=True)
+        lock.release()
