@@ -113,9 +113,9 @@ def run(
     if resume is not None and (config_file is not None or options.get("out") is not None):
         raise UsageError("--resume RUN_DIR takes the run's own options and directory; drop --config and --out")
     if resume is not None:
-        from ganbench.harness.runner import resume_options
+        from ganbench.harness.rundir import run_options
 
-        values: dict[str, Any] = resume_options(resume)
+        values: dict[str, Any] = run_options(resume)
         source = f"--resume {resume}"
     else:
         values = dict(load_config_file(config_file)) if config_file else {}

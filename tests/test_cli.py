@@ -60,6 +60,7 @@ def test_plugins_from_the_environment(tmp_path, ganbench, fixtures_dir):
     assert out.returncode == 0 and "linear" in out.stdout
 
 
+@pytest.mark.slow
 def test_run_end_to_end(tmp_path, cache_dir, ganbench):
     out_dir = tmp_path / "run"
     config = tmp_path / "run.toml"

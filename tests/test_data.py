@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from ganbench.data import BatchSource, DatasetSplits, to_float, to_uint8
+from ganbench.data import BatchSource, DatasetSplits, check_splits, load_dataset, to_float, to_uint8
+from ganbench.errors import UsageError
+from ganbench.specs import DatasetSpec
 
 
 def test_uint8_float_round_trip():
@@ -59,3 +61,95 @@ def test_splits_validate_dtypes(fashion):
 def test_batch_size_is_checked(fashion):
     with pytest.raises(ValueError, match="batch_size"):
         BatchSource(fashion.test_images[:10], fashion.test_labels[:10], batch_size=11, seed=0)
+
+
+def one_line(err) -> str:
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+# --- check_splits: what any dataset plugin's load returned, against its spec -------------------
+
+TINY = DatasetSpec("tiny", lambda request: None, (1, 2, 2), ("a", "b", "c"))
+
+
+def tiny_splits(**changes):
+    fields = dict(
+        name="tiny",
+        train_images=torch.zeros(6, 1, 2, 2, dtype=torch.uint8),
+        train_labels=torch.tensor([0, 1, 2, 0, 1, 2]),
+        test_images=torch.zeros(3, 1, 2, 2, dtype=torch.uint8),
+        test_labels=torch.tensor([0, 1, 2]),
+        class_names=("a", "b", "c"),
+        source="--data-dir /somewhere",
+    )
+    return DatasetSplits(**{**fields, **changes})
+
+
+def test_check_splits_accepts_splits_that_match_the_spec():
+    check_splits(TINY, tiny_splits())  # raises if anything is refused
+
+
+@pytest.mark.parametrize("split, labels, bad", [("train", [0, 1, 2, 0, 11, 11], 11), ("test", [0, -1, 2], -1)])
+def test_a_label_outside_the_classes_is_named_with_the_accepted_range(split, labels, bad):
+    with pytest.raises(UsageError) as err:
+        check_splits(TINY, tiny_splits(**{f"{split}_labels": torch.tensor(labels)}))
+    outside = sum(not 0 <= v <= 2 for v in labels)
+    assert one_line(err).startswith(
+        f"dataset tiny from --data-dir /somewhere has {split} label {bad} "
+        f"({outside} of its {len(labels)} {split} labels are outside 0..2); accepted: 0..2 for its 3 classes; "
+    )
+
+
+def test_images_of_another_shape_than_the_spec_are_refused():
+    splits = tiny_splits(
+        train_images=torch.zeros(6, 1, 3, 3, dtype=torch.uint8), test_images=torch.zeros(3, 1, 3, 3, dtype=torch.uint8)
+    )
+    with pytest.raises(
+        UsageError,
+        match=r"^dataset tiny from --data-dir /somewhere holds 1x3x3 train images, its spec declares 1x2x2; ",
+    ):
+        check_splits(TINY, splits)
+
+
+def test_test_images_of_another_shape_than_train_images_are_refused():
+    with pytest.raises(UsageError, match=r"holds 1x3x3 test images but 1x2x2 train images; both must be 1x2x2"):
+        check_splits(TINY, tiny_splits(test_images=torch.zeros(3, 1, 3, 3, dtype=torch.uint8)))
+
+
+def test_class_names_other_than_the_spec_are_refused():
+    with pytest.raises(UsageError, match=r"names its classes \(a, b, x\) but its spec declares \(a, b, c\)"):
+        check_splits(TINY, tiny_splits(class_names=("a", "b", "x")))
+
+
+def test_an_empty_split_is_refused():
+    splits = tiny_splits(test_images=torch.zeros(0, 1, 2, 2, dtype=torch.uint8), test_labels=torch.zeros(0).long())
+    with pytest.raises(UsageError, match=r"has an empty test split"):
+        check_splits(TINY, splits)
+
+
+def test_a_load_that_returns_something_else_is_refused():
+    with pytest.raises(UsageError, match=r"dataset tiny's load returned dict, not DatasetSplits"):
+        check_splits(TINY, {})
+
+
+@pytest.mark.parametrize("exc", [ValueError("bad header"), OSError("disk on fire"), EOFError("cut short")])
+def test_a_plugins_load_error_becomes_one_line_naming_the_dataset(exc):
+    def load(request):
+        raise exc
+
+    with pytest.raises(UsageError) as err:
+        load_dataset(DatasetSpec("tiny", load, (1, 2, 2), ("a",)), None)
+    assert one_line(err).startswith(f"dataset tiny could not be loaded ({type(exc).__name__}: {exc}); ")
+
+
+def test_a_plugins_usage_error_passes_through_unchanged():
+    original = UsageError("tiny data not found; pass --data-dir DIR")
+
+    def load(request):
+        raise original
+
+    with pytest.raises(UsageError) as err:
+        load_dataset(DatasetSpec("tiny", load, (1, 2, 2), ("a",)), None)
+    assert err.value is original

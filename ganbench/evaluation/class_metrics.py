@@ -24,4 +24,4 @@ def class_coverage(predicted: torch.Tensor, num_classes: int) -> float:
     p = torch.bincount(predicted.cpu(), minlength=num_classes).double()
     p = p / p.sum()
     nz = p[p > 0]
-    return float(-(nz * nz.log()).sum() / math.log(num_classes))
+    return max(0.0, float(-(nz * nz.log()).sum() / math.log(num_classes)))  # 0, not -0, for one class

@@ -139,6 +139,15 @@ def read_record(path: Path) -> dict | None:
     return None
 
 
+def run_options(run_dir: Path | str) -> dict[str, Any]:
+    """The options of the run in ``run_dir`` (``--resume``), as ``RunConfig.from_mapping`` takes them."""
+    path = Path(run_dir)
+    record = read_record(path / CONFIG_JSON)
+    if record is None:
+        raise UsageError(f"--resume {path}: no ganbench run there (no readable {CONFIG_JSON} of a run)")
+    return {**record["run"], "out": str(path)}
+
+
 def inspect_out(path: Path) -> dict | None:
     """What ``--out`` holds: None when it is absent or empty (a new run), the run's config.json
     record when it is a ganbench run. Anything else is refused before anything is written."""

@@ -56,15 +56,6 @@ class RunResult:
         return self.jobs[self.jobs[C.STATUS] != C.STATUS_OK]
 
 
-def resume_options(run_dir: Path | str) -> dict[str, Any]:
-    """The options of the run in ``run_dir`` (``--resume``), as ``RunConfig.from_mapping`` takes them."""
-    path = Path(run_dir)
-    record = R.read_record(path / R.CONFIG_JSON)
-    if record is None:
-        raise UsageError(f"--resume {path}: no ganbench run there (no readable {R.CONFIG_JSON} of a run)")
-    return {**record["run"], "out": str(path)}
-
-
 def _check_same_run(record: dict[str, Any], plan: Plan) -> None:
     """A run directory is only continued with the options it was started with."""
     try:
@@ -112,7 +103,7 @@ def run(
     other keyword must agree with them). Running again with the same ``out`` does the same.
     """
     if resume is not None:
-        config = RunConfig.from_mapping({**resume_options(resume), **kwargs}, source=f"--resume {resume}")
+        config = RunConfig.from_mapping({**R.run_options(resume), **kwargs}, source=f"--resume {resume}")
     elif config is None:
         config = RunConfig.from_mapping(kwargs)
     elif kwargs:

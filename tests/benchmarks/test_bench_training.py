@@ -15,6 +15,7 @@ from ganbench.evaluation.fidelity import InceptionWeights
 from ganbench.testing import batch_source, build_variant
 
 STEPS_PER_ROUND = 10
+pytestmark = pytest.mark.slow  # timed with --benchmark-enable; smoke tests otherwise
 
 
 @pytest.mark.parametrize("name", ["dcgan", "cgan", "acgan", "wgan", "wgan-gp", "cgan-wgangp", "srgan"])

@@ -26,4 +26,5 @@ def test_per_class_values():
 def test_class_coverage():
     assert class_coverage(torch.arange(1000) % 10, 10) == pytest.approx(1.0)
     assert class_coverage(torch.full((100,), 3), 10) == 0.0
+    assert math.copysign(1, class_coverage(torch.full((100,), 3), 10)) == 1  # printed as 0, not -0
     assert class_coverage(torch.tensor([0, 1] * 50), 10) == pytest.approx(math.log(2) / math.log(10))

@@ -41,6 +41,7 @@ def test_test_split_against_itself_is_zero(classifier, fashion, cache_dir):
     assert m["precision_domain"] == 1.0 and m["recall_domain"] == 1.0
 
 
+@pytest.mark.slow
 def test_disjoint_real_split_is_small_and_far_below_degenerate_samples(classifier, fashion, cache_dir):
     def fid(images):
         return scores(classifier, images, fashion.test_images, cache_dir)["fid_domain"]

@@ -28,6 +28,7 @@ REQUIRED = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_run_writes_every_table_with_finite_metrics(run_kwargs):
     result = ganbench.run(variants="dcgan,cgan,acgan", **run_kwargs)
     out = result.run_dir
@@ -72,6 +73,7 @@ def test_run_writes_every_table_with_finite_metrics(run_kwargs):
     assert config["classifier"]["test_accuracy"] >= 0.91 and config["environment"]["torch"]
 
 
+@pytest.mark.slow
 def test_two_runs_with_the_same_seed_and_a_steps_budget_give_identical_tables(run_kwargs, tmp_path):
     frames = []
     for name in ("a", "b"):
@@ -85,6 +87,7 @@ def test_two_runs_with_the_same_seed_and_a_steps_budget_give_identical_tables(ru
     assert cgan.loc[(0, 2)] != cgan.loc[(1, 2)]
 
 
+@pytest.mark.slow
 def test_rerun_from_config_json_gives_the_same_table(run_kwargs, tmp_path):
     first = ganbench.run(variants="cgan", **{**run_kwargs, "checkpoints": False})
     config = json.loads((first.run_dir / CONFIG_JSON).read_text())["run"]
@@ -94,6 +97,7 @@ def test_rerun_from_config_json_gives_the_same_table(run_kwargs, tmp_path):
     pd.testing.assert_frame_equal(first.metrics.drop(columns=drop), second.metrics.drop(columns=drop))
 
 
+@pytest.mark.slow
 def test_a_diverging_variant_ends_cleanly_and_the_others_finish(run_kwargs, fixtures_dir):
     registry = load_registry([fixtures_dir / "plugin_nan.py"])
     result = ganbench.run(variants="nan-gan,cgan", set={"nan-gan": {"nan_at": 3}}, registry=registry, **run_kwargs)
@@ -195,6 +199,7 @@ def test_changed_hyperparameters_are_named_in_the_diff(run_kwargs):
         ganbench.run(variants="cgan", set={"cgan": {"lr_g": "1e-3"}}, **kwargs)
 
 
+@pytest.mark.slow
 def test_the_same_run_again_resumes_and_keeps_finished_jobs(run_kwargs, monkeypatch):
     kwargs = {**run_kwargs, "metrics": "class-consistency"}
     first = ganbench.run(variants="dcgan,cgan", **kwargs)
@@ -215,6 +220,7 @@ def test_resume_takes_the_runs_own_options(run_kwargs):
     pd.testing.assert_frame_equal(first.metrics, again.metrics)
 
 
+@pytest.mark.slow
 def test_a_failed_job_is_run_again_on_resume_from_its_checkpoint(run_kwargs, tmp_path, monkeypatch):
     plugin = tmp_path / "flaky.py"
     plugin.write_text(
@@ -292,6 +298,7 @@ def test_metric_selection(run_kwargs):
     assert ok.class_consistency.notna().all() and ok.fid_domain.isna().all()
 
 
+@pytest.mark.slow
 def test_super_resolution_run_reports_the_bicubic_baseline_beside_it(run_kwargs):
     result = ganbench.run(variants="srgan", **{**run_kwargs, "budget": "15steps", "evals": 1})
     frame = result.metrics.set_index("variant")
@@ -306,6 +313,7 @@ def test_super_resolution_run_reports_the_bicubic_baseline_beside_it(run_kwargs)
     assert (result.run_dir / "samples" / "srgan-seed0.png").is_file()
 
 
+@pytest.mark.slow
 def test_classifier_content_loss_is_flagged_as_not_held_out(run_kwargs):
     result = ganbench.run(variants="srgan", set={"srgan": {"content": "classifier"}}, **{**run_kwargs, "evals": 1})
     row = result.metrics.set_index("variant").loc["srgan"]

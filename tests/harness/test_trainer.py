@@ -45,6 +45,7 @@ def test_kimg_budget_stops_at_the_first_step_past_it(fashion):
     assert outcome.state.images_seen == 1000 and outcome.state.step == 10 and calls[-1][3]
 
 
+@pytest.mark.slow
 def test_seconds_budget_is_met_within_one_step_and_excludes_evaluation(fashion):
     def slow_eval(state, final):
         time.sleep(0.5)
