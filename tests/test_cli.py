@@ -166,19 +166,8 @@ def test_an_out_that_is_not_a_run_is_refused_and_left_alone(make_out, message, t
 
 
 @pytest.mark.slow
-def test_a_run_where_a_variant_failed_exits_1_and_says_which(tmp_path, small_run, ganbench):
-    plugin = tmp_path / "failing.py"
-    plugin.write_text(
-        "from ganbench import VariantSpec, hookimpl\n"
-        "from ganbench_plugins.dcgan import DCGAN\n"
-        "from ganbench.adversarial import GANConfig\n"
-        "class Failing(DCGAN):\n"
-        "    def train_step(self, data):\n"
-        "        raise RuntimeError('out of cheese')\n"
-        "@hookimpl\n"
-        "def ganbench_register_variants(register):\n"
-        "    register(VariantSpec('failing', Failing, GANConfig))\n"
-    )
+def test_a_run_where_a_variant_failed_exits_1_and_says_which(tmp_path, small_run, ganbench, fixtures_dir):
+    plugin = fixtures_dir / "plugin_failing.py"
     out = ganbench("run", "--variants", "failing,dcgan", "--plugin", plugin, *small_run, "--out", tmp_path / "run")
     assert out.returncode == 1
     assert "ganbench: failing seed 0 failed at step 0: RuntimeError: out of cheese" in out.stderr

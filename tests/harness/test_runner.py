@@ -113,19 +113,8 @@ def test_a_diverging_variant_ends_cleanly_and_the_others_finish(run_kwargs, fixt
     assert result.summary.set_index("variant").loc["nan-gan", "status"] == "diverged"
 
 
-def test_a_failing_variant_is_recorded_and_the_others_finish(run_kwargs, tmp_path):
-    plugin = tmp_path / "failing.py"
-    plugin.write_text(
-        "from ganbench import VariantSpec, hookimpl\n"
-        "from ganbench_plugins.dcgan import DCGAN\n"
-        "from ganbench.adversarial import GANConfig\n"
-        "class Failing(DCGAN):\n"
-        "    def train_step(self, data):\n"
-        "        raise RuntimeError('out of cheese')\n"
-        "@hookimpl\n"
-        "def ganbench_register_variants(register):\n"
-        "    register(VariantSpec('failing', Failing, GANConfig))\n"
-    )
+def test_a_failing_variant_is_recorded_and_the_others_finish(run_kwargs, fixtures_dir):
+    plugin = fixtures_dir / "plugin_failing.py"
     result = ganbench.run(variants="failing,dcgan", plugin=[plugin], **run_kwargs)
     assert result.unfinished[[C.VARIANT, C.STATUS]].values.tolist() == [["failing", C.STATUS_FAILED]]
     by_variant = result.metrics.set_index("variant")
