@@ -6,6 +6,7 @@ re-run reuses it; a clean CI checkout trains it once (about 1.5 minutes on 2 CPU
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -63,6 +64,22 @@ def run_kwargs(cache_dir, tmp_path):
         download=False,
         out=tmp_path / "run",
     )
+
+
+def _tree_digest(*roots: Path) -> dict[str, str]:
+    return {
+        str(path): hashlib.sha256(path.read_bytes()).hexdigest()
+        for root in roots
+        for path in sorted(Path(root).rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def tree_digest():
+    """``tree_digest(*folders)``: the sha256 of every file under them, by path, to show that
+    nothing pre-existing changed."""
+    return _tree_digest
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ one line naming the file (or value) and what is accepted, exit status 2, and not
 written or changed."""
 
 import gzip
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -38,16 +37,6 @@ def cache(tmp_path) -> Path:
     (cache / "classifiers").mkdir(parents=True)
     (cache / "classifiers" / "fashion-mnist-0123456789abcdef-v1.pt").write_bytes(b"not a real classifier")
     return cache
-
-
-def tree_digest(*roots: Path) -> dict[str, str]:
-    """sha256 of every file under the roots, by path: equal before and after means nothing changed."""
-    return {
-        str(path): hashlib.sha256(path.read_bytes()).hexdigest()
-        for root in roots
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
 
 
 def labels_idx(labels: list[int]) -> bytes:
@@ -124,7 +113,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, names: tuple[str,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", FILE_CASES)
-def test_run_refuses_a_bad_file_in_one_line_and_changes_nothing(fashion_copy, cache, tmp_path, damage):
+def test_run_refuses_a_bad_file_in_one_line_and_changes_nothing(fashion_copy, cache, tmp_path, damage, tree_digest):
     names = damage(fashion_copy)
     before = tree_digest(fashion_copy, cache)
     result = run_command(fashion_copy, cache, tmp_path / "out")
@@ -134,7 +123,7 @@ def test_run_refuses_a_bad_file_in_one_line_and_changes_nothing(fashion_copy, ca
 
 
 @pytest.mark.slow
-def test_run_refuses_an_out_of_range_label_before_the_classifier_trains(fashion_copy, tmp_path):
+def test_run_refuses_an_out_of_range_label_before_the_classifier_trains(fashion_copy, tmp_path, tree_digest):
     names = a_label_out_of_range(fashion_copy)
     before = tree_digest(fashion_copy)
     empty_cache = tmp_path / "empty-cache"

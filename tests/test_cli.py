@@ -1,6 +1,5 @@
 """The ``ganbench`` command as a user runs it: the installed console script, in a subprocess."""
 
-import hashlib
 import json
 import os
 import signal
@@ -14,15 +13,6 @@ import pytest
 @pytest.fixture
 def ganbench(ganbench_cli):
     return ganbench_cli
-
-
-def tree_digest(folder):
-    """sha256 of every file under ``folder``, by relative path."""
-    return {
-        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in folder.rglob("*")
-        if p.is_file()
-    }
 
 
 def one_line_error(out):
@@ -157,7 +147,9 @@ def regular_file(tmp):
     ],
     ids=["folder-with-a-config", "regular-file", "proc"],
 )  # fmt: skip
-def test_an_out_that_is_not_a_run_is_refused_and_left_alone(make_out, message, tmp_path, small_run, ganbench):
+def test_an_out_that_is_not_a_run_is_refused_and_left_alone(
+    make_out, message, tmp_path, small_run, ganbench, tree_digest
+):
     out_path = make_out(tmp_path)
     before = tree_digest(tmp_path)
     out = ganbench("run", "--variants", "cgan", *small_run, "--out", out_path)
@@ -192,7 +184,7 @@ def test_two_runs_on_the_same_out_at_once_one_runs_and_the_other_is_refused(tmp_
 
 
 @pytest.mark.slow
-def test_a_run_remade_from_its_config_json_goes_to_a_new_directory(tmp_path, small_run, ganbench):
+def test_a_run_remade_from_its_config_json_goes_to_a_new_directory(tmp_path, small_run, ganbench, tree_digest):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first = ganbench("run", "--variants", "cgan", *small_run, cwd=tmp_path / "a")

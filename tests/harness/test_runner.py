@@ -1,4 +1,3 @@
-import hashlib
 import json
 import math
 
@@ -158,17 +157,9 @@ def test_bad_input_fails_before_anything_is_computed(kwargs, message, run_kwargs
     assert not run_kwargs["out"].exists()
 
 
-def digest(folder):
-    return {
-        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in folder.rglob("*")
-        if p.is_file()
-    }
-
-
-def test_a_run_with_other_options_is_refused_with_a_diff_and_nothing_changes(run_kwargs):
+def test_a_run_with_other_options_is_refused_with_a_diff_and_nothing_changes(run_kwargs, tree_digest):
     ganbench.run(variants="dcgan", **{**run_kwargs, "metrics": "class-consistency"})
-    before = digest(run_kwargs["out"])
+    before = tree_digest(run_kwargs["out"])
     with pytest.raises(UsageError) as err:
         ganbench.run(variants="cgan", **run_kwargs)
     message = str(err.value)
@@ -177,7 +168,7 @@ def test_a_run_with_other_options_is_refused_with_a_diff_and_nothing_changes(run
         in message
     )
     assert "ganbench run --resume" in message and "\n" not in message
-    assert digest(run_kwargs["out"]) == before
+    assert tree_digest(run_kwargs["out"]) == before
 
 
 def test_changed_hyperparameters_are_named_in_the_diff(run_kwargs):
@@ -238,19 +229,19 @@ def test_a_failed_job_is_run_again_on_resume_from_its_checkpoint(run_kwargs, tmp
     pd.testing.assert_frame_equal(whole.metrics.drop(columns=drop), resumed.metrics.drop(columns=drop))
 
 
-def test_a_corrupted_checkpoint_is_one_line_and_nothing_runs(run_kwargs, tmp_path):
+def test_a_corrupted_checkpoint_is_one_line_and_nothing_runs(run_kwargs, tree_digest):
     kwargs = {**run_kwargs, "metrics": "class-consistency", "budget": "4steps"}
     ganbench.run(variants="cgan", **kwargs)
     jobs = run_kwargs["out"] / JOBS_CSV
     jobs.write_text(jobs.read_text().replace(",ok,", ",interrupted,"))  # as if it had stopped
     checkpoint = run_kwargs["out"] / "checkpoints" / "cgan-seed0.pt"
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
-    before = digest(run_kwargs["out"])
+    before = tree_digest(run_kwargs["out"])
     with pytest.raises(UsageError) as err:
         ganbench.run(variants="cgan", **kwargs)
     assert f"checkpoint {checkpoint} is unreadable" in str(err.value) and "\n" not in str(err.value)
     assert "delete it to restart cgan seed 0 from the beginning" in str(err.value)
-    assert digest(run_kwargs["out"]) == before
+    assert tree_digest(run_kwargs["out"]) == before
 
 
 def test_a_foreign_checkpoint_is_refused(run_kwargs):
