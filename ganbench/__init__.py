@@ -14,7 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ganbench.hookspecs import hookimpl
-from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, DatasetSpec, MetricSpec, VariantSpec
+from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, DatasetSpec, MetricSpec, ProbeSpec, VariantSpec
 
 __version__ = "0.1.0"
 
@@ -29,6 +29,9 @@ _LAZY = {
     "DatasetSplits": "ganbench.data",
     "DataRequest": "ganbench.data",
     "Evaluation": "ganbench.evaluation",
+    "ProbeContext": "ganbench.probes",
+    "ProbeResult": "ganbench.probes",
+    "Attributes": "ganbench.attributes",
     "MetricValues": "ganbench.evaluation",
     "RunConfig": "ganbench.config",
     "Budget": "ganbench.budget",
@@ -42,17 +45,20 @@ __all__ = [
     "TASK_SUPER_RESOLUTION",
     "DatasetSpec",
     "MetricSpec",
+    "ProbeSpec",
     "VariantSpec",
     *_LAZY,
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ganbench.attributes import Attributes
     from ganbench.budget import Budget
     from ganbench.config import RunConfig
     from ganbench.data import Batch, BatchSource, DataRequest, DatasetSplits
     from ganbench.errors import UsageError
     from ganbench.evaluation import Evaluation, MetricValues
     from ganbench.harness.runner import run
+    from ganbench.probes import ProbeContext, ProbeResult
     from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant, VariantContext
 
 

@@ -19,7 +19,7 @@ from ganbench.conditioning import ImageConditioning, LatentConditioning
 from ganbench.data import Batch, BatchSource
 from ganbench.losses import GANLoss
 from ganbench.networks import ConditionalGenerator, DCGANGenerator, DCGANTrunk, Discriminator, dcgan_init
-from ganbench.variant import GenerativeVariant, VariantContext
+from ganbench.variant import GenerativeVariant, VariantContext, frozen
 
 # penalty(critic, real_inputs, fake_inputs) -> scalar added to the critic loss, where critic
 # maps conditioned discriminator inputs to the "adv" output.
@@ -63,7 +63,11 @@ class AdversarialVariant(GenerativeVariant):
         image = image or ImageConditioning()
         channels = context.image_shape[0]
         self.z_dim = config.z_dim
-        self.conditional = latent.uses_labels
+        if latent.uses_labels != context.conditional:
+            raise ValueError(
+                f"{type(self).__name__}: its spec says conditional={context.conditional}, but its latent "
+                f"conditioning {type(latent).__name__} {'uses' if latent.uses_labels else 'ignores'} labels"
+            )
         self.loss = loss
         self.critic_steps = critic_steps
         self.penalty = penalty
@@ -122,12 +126,9 @@ class AdversarialVariant(GenerativeVariant):
             self.opt_d.step()
             if self.constraint is not None:
                 self.constraint(D)
-        D.requires_grad_(False)  # the generator update needs no discriminator weight gradients
-        try:
+        with frozen(D):  # the generator update needs no discriminator weight gradients
             g_loss = self.loss.g_loss(D(fake, fake_labels), fake_labels)
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             self.opt_g.step()
-        finally:
-            D.requires_grad_(True)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}

@@ -63,7 +63,11 @@ def cli(verbose: int, quiet: bool) -> None:
     "--plugin", "plugin", multiple=True, type=click.Path(path_type=Path), help="A local plugin file (repeatable)."
 )
 @click.option(
-    "--set", "set_", multiple=True, metavar="VARIANT.KEY=VALUE", help="Override a variant hyperparameter (repeatable)."
+    "--set",
+    "set_",
+    multiple=True,
+    metavar="NAME.KEY=VALUE",
+    help="Override a variant's hyperparameter or a probe's option, e.g. cgan.lr_g=1e-4 (repeatable).",
 )
 @click.option(
     "--config",
@@ -83,6 +87,12 @@ def cli(verbose: int, quiet: bool) -> None:
     help="torch-fidelity's Inception weights file, for fid_inception.",
 )
 @click.option("--metrics", metavar="NAME[,NAME...]", help="Metrics to compute [default: all for the task].")
+@click.option(
+    "--probes",
+    metavar="NAME[,NAME...]",
+    help="Probes to run at the final evaluation (see `ganbench list`) [default: every one that applies].",
+)
+@click.option("--no-probes", is_flag=True, default=None, help="Run no probes.")
 @click.option(
     "--cache-dir",
     type=click.Path(path_type=Path),
@@ -110,6 +120,10 @@ def run(
 
     Exit status: 0 every job ok; 1 a job failed or diverged; 2 bad input; 130 interrupted
     (resumable)."""
+    if options.pop("no_probes"):
+        if options.get("probes") is not None:
+            raise UsageError("--probes and --no-probes contradict each other; give one")
+        options["probes"] = ()
     if resume is not None and (config_file is not None or options.get("out") is not None):
         raise UsageError("--resume RUN_DIR takes the run's own options and directory; drop --config and --out")
     if resume is not None:
@@ -147,7 +161,7 @@ def run(
 @cli.command("list")
 @click.option("--plugin", multiple=True, type=click.Path(path_type=Path), help="Also load this local plugin file.")
 def list_(plugin: tuple[Path, ...]) -> None:
-    """Variants, datasets and metrics, each with the plugin that provides it."""
+    """Variants, datasets, metrics and probes, each with the plugin that provides it."""
     from ganbench.registry import load_registry
 
     registry = load_registry(plugin)
@@ -174,6 +188,13 @@ def list_(plugin: tuple[Path, ...]) -> None:
         [
             (name, ", ".join(r.spec.columns), f"[{r.plugin}]", r.spec.description)
             for name, r in sorted(registry.metrics.items())
+        ],
+    )
+    table(
+        "Probes",
+        [
+            (name, ", ".join(r.spec.columns), f"[{r.plugin}]", r.spec.description)
+            for name, r in sorted(registry.probes.items())
         ],
     )
     if registry.errors:

@@ -26,12 +26,29 @@ SSIM = "ssim"
 # Held-out classifier's judgement of the samples.
 CLASS_CONSISTENCY = "class_consistency"
 CLASS_COVERAGE = "class_coverage"
+# Probes (final evaluation only): steering latents toward attributes, penalised ("steer_") and
+# plain ("steer_plain_"), each the mean over attribute targets; label swap; path length.
+STEER_SUCCESS = "steer_success"
+STEER_GAIN = "steer_gain"
+STEER_LEAKAGE = "steer_leakage"
+STEER_DISENTANGLEMENT = "steer_disentanglement"
+STEER_VERIFIED_GAIN = "steer_verified_gain"
+STEER_LATENT_DISTANCE = "steer_latent_distance"
+STEER_PLAIN_SUCCESS = "steer_plain_success"
+STEER_PLAIN_GAIN = "steer_plain_gain"
+STEER_PLAIN_LEAKAGE = "steer_plain_leakage"
+STEER_PLAIN_DISENTANGLEMENT = "steer_plain_disentanglement"
+STEER_PLAIN_VERIFIED_GAIN = "steer_plain_verified_gain"
+STEER_PLAIN_LATENT_DISTANCE = "steer_plain_latent_distance"
+SWAP_CONSISTENCY = "swap_consistency"
+PPL_DOMAIN = "ppl_domain"
 
 # Cost.
 TRAIN_IMG_PER_S = "train_img_per_s"
 GEN_IMG_PER_S = "gen_img_per_s"
 PEAK_MEM_MB = "peak_mem_mb"
 EVAL_SECONDS = "eval_seconds"
+PROBE_SECONDS = "probe_seconds"
 
 # Per-class table.
 CLASS_INDEX = "class_index"
@@ -54,8 +71,17 @@ METRIC_COLUMNS = (
     FID_DOMAIN, KID_DOMAIN, PRECISION_DOMAIN, RECALL_DOMAIN, FID_INCEPTION, CLASS_CONSISTENCY, CLASS_COVERAGE,
     PSNR, SSIM,
 )  # fmt: skip
-COST_COLUMNS = (TRAIN_IMG_PER_S, GEN_IMG_PER_S, PEAK_MEM_MB, EVAL_SECONDS)
+STEER_COLUMNS = (
+    STEER_SUCCESS, STEER_GAIN, STEER_LEAKAGE, STEER_DISENTANGLEMENT, STEER_VERIFIED_GAIN, STEER_LATENT_DISTANCE,
+)  # fmt: skip
+STEER_PLAIN_COLUMNS = (
+    STEER_PLAIN_SUCCESS, STEER_PLAIN_GAIN, STEER_PLAIN_LEAKAGE, STEER_PLAIN_DISENTANGLEMENT,
+    STEER_PLAIN_VERIFIED_GAIN, STEER_PLAIN_LATENT_DISTANCE,
+)  # fmt: skip
+PROBE_COLUMNS = (*STEER_COLUMNS, *STEER_PLAIN_COLUMNS, SWAP_CONSISTENCY, PPL_DOMAIN)
+COST_COLUMNS = (TRAIN_IMG_PER_S, GEN_IMG_PER_S, PEAK_MEM_MB, EVAL_SECONDS, PROBE_SECONDS)
 # Columns that measure the machine rather than the model: they differ between identical runs.
-TIMING_COLUMNS = (TRAIN_SECONDS, TRAIN_IMG_PER_S, GEN_IMG_PER_S, PEAK_MEM_MB, EVAL_SECONDS)
-# Lower is better for these; higher for the other metrics.
-LOWER_IS_BETTER = frozenset({FID_DOMAIN, KID_DOMAIN, FID_INCEPTION})
+TIMING_COLUMNS = (TRAIN_SECONDS, TRAIN_IMG_PER_S, GEN_IMG_PER_S, PEAK_MEM_MB, EVAL_SECONDS, PROBE_SECONDS)
+# Lower is better for these; higher for the other metrics, except steer_*latent_distance (how far
+# steering moved the latents, neither good nor bad in itself).
+LOWER_IS_BETTER = frozenset({FID_DOMAIN, KID_DOMAIN, FID_INCEPTION, STEER_LEAKAGE, STEER_PLAIN_LEAKAGE, PPL_DOMAIN})

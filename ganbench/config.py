@@ -41,7 +41,7 @@ class RunConfig:
         eval_samples: samples generated per evaluation (balanced over classes when conditional).
         evals: evaluation points spread over the budget; the last one is at its end.
         plugin: local plugin files to load, in addition to installed ones.
-        set: hyperparameter overrides, ``{variant: {field: value}}``.
+        set: overrides of variant hyperparameters and probe options, ``{name: {field: value}}``.
         data_dir: a directory holding the dataset's IDX files.
         download: allow torchvision's download when no local copy is found.
         inception_weights: torch-fidelity's Inception weights file, for ``fid_inception``.
@@ -49,6 +49,8 @@ class RunConfig:
         cache_dir: the classifier, data downloads and torch-fidelity's feature caches.
         checkpoints: save each run's full state after every evaluation.
         log_every: training steps between reading losses back from the device.
+        probes: probe names to run at the final evaluation; None (the default) runs every
+            probe that applies to a variant, an empty tuple none (``--no-probes``).
     """
 
     variants: tuple[str, ...] = ()
@@ -68,6 +70,7 @@ class RunConfig:
     cache_dir: Path | None = None
     checkpoints: bool = True
     log_every: int = 50
+    probes: tuple[str, ...] | None = None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], source: str = "arguments") -> RunConfig:
@@ -230,6 +233,7 @@ _PARSERS = {
     "cache_dir": _path,
     "checkpoints": _bool,
     "log_every": _int,
+    "probes": _names,
 }
 
 

@@ -31,7 +31,9 @@ class DataRequest:
 
 @dataclass(frozen=True)
 class DatasetSplits:
-    """A labelled image dataset in memory: uint8 images (N, C, H, W), int64 labels (N,)."""
+    """A labelled image dataset in memory: uint8 images (N, C, H, W), int64 labels (N,), and
+    optionally annotated attributes: bool (N, A), one column per ``DatasetSpec.attributes``
+    name, for both splits or neither."""
 
     name: str
     train_images: torch.Tensor
@@ -40,6 +42,8 @@ class DatasetSplits:
     test_labels: torch.Tensor
     class_names: tuple[str, ...]
     source: str = ""
+    train_attributes: torch.Tensor | None = None
+    test_attributes: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
@@ -50,6 +54,19 @@ class DatasetSplits:
                 )
             if labels.dtype != torch.int64 or labels.shape != (images.shape[0],):
                 raise ValueError(f"{self.name} {split} labels must be int64 of shape ({images.shape[0]},)")
+        train, test = self.train_attributes, self.test_attributes
+        if (train is None) != (test is None):
+            raise ValueError(f"{self.name} attributes must be given for both splits or neither")
+        if train is not None and test is not None:
+            for split, attributes in (("train", train), ("test", test)):
+                n = getattr(self, f"{split}_images").shape[0]
+                if attributes.dtype != torch.bool or attributes.dim() != 2 or attributes.shape[0] != n:
+                    raise ValueError(
+                        f"{self.name} {split} attributes must be bool of shape ({n}, A), "
+                        f"got {attributes.dtype} {tuple(attributes.shape)}"
+                    )
+            if train.shape[1] != test.shape[1]:
+                raise ValueError(f"{self.name} train and test attributes must have the same columns")
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -107,6 +124,7 @@ def check_splits(spec: DatasetSpec, splits: DatasetSplits) -> None:
             f"{where} holds {_dims(shapes['test'])} test images but {_dims(shapes['train'])} train images; "
             f"both must be {_dims(expected)}; pass --data-dir DIR with an intact copy, or fix the dataset's plugin"
         )
+    _check_attributes(spec, splits, where)
     k = spec.num_classes
     for split in ("train", "test"):
         labels = getattr(splits, f"{split}_labels")
@@ -119,6 +137,26 @@ def check_splits(spec: DatasetSpec, splits: DatasetSplits) -> None:
                 f"0..{k - 1}); accepted: 0..{k - 1} for its {k} classes; "
                 "replace its labels with an intact copy or pass --data-dir DIR"
             )
+
+
+def _check_attributes(spec: DatasetSpec, splits: DatasetSplits, where: str) -> None:
+    """Annotations exactly when the spec declares attributes it does not measure."""
+    annotated = splits.train_attributes is not None
+    declared = len(spec.attributes)
+    if declared and spec.measure_attributes is None:
+        columns = splits.train_attributes.shape[1] if splits.train_attributes is not None else 0
+        if columns != declared:
+            held = f"{columns} attribute columns" if annotated else "no attribute annotations"
+            raise UsageError(
+                f"{where} holds {held}, its spec declares {declared} annotated attributes "
+                f"({', '.join(spec.attributes)}); fix the dataset's plugin: load returns one column per attribute"
+            )
+    elif annotated:
+        why = "measures its attributes from the pixels" if declared else "declares no attributes"
+        raise UsageError(
+            f"{where} holds attribute annotations but its spec {why}; "
+            "fix the dataset's plugin: declare the annotated names in attributes, without measure_attributes"
+        )
 
 
 def _dims(shape: tuple[int, ...]) -> str:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ganbench.specs import DatasetSpec, MetricSpec, VariantSpec
+    from ganbench.specs import DatasetSpec, MetricSpec, ProbeSpec, VariantSpec
 
 PROJECT_NAME = "ganbench"
 
@@ -63,6 +63,23 @@ def ganbench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         applies to, and a ``compute(evaluation)`` callable that receives a
         :class:`ganbench.Evaluation` and returns a mapping of column to float, or a
         :class:`ganbench.MetricValues` with per-class values and reasons for NaN.
+    :return: nothing; the return value is ignored.
+
+    Not firstresult: every implementation is called, in plugin load order.
+    """
+
+
+@hookspec
+def ganbench_register_probes(register: Callable[[ProbeSpec], None]) -> None:
+    """Register probes: analyses of a trained variant, run at its final evaluation.
+
+    :param register: call ``register(ProbeSpec(...))`` once per probe. The spec lists the
+        table columns the probe fills (each column belongs to one metric or probe only), the
+        tasks (and, with ``applies``, the variants) it applies to, its options (a dataclass,
+        overridden by ``--set PROBE.KEY=VALUE``) and a ``compute(probe)`` callable that
+        receives a :class:`ganbench.ProbeContext` (the frozen variant, the data, the judge and
+        steering classifiers, a seeded generator) and returns a mapping of column to float,
+        or a :class:`ganbench.ProbeResult` with tables, pictures and reasons for NaN.
     :return: nothing; the return value is ignored.
 
     Not firstresult: every implementation is called, in plugin load order.

@@ -25,7 +25,7 @@ import pluggy
 
 from ganbench import hookspecs
 from ganbench.errors import UsageError
-from ganbench.specs import DatasetSpec, MetricSpec, VariantSpec, spec_problem
+from ganbench.specs import DatasetSpec, MetricSpec, ProbeSpec, VariantSpec, spec_problem
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,27 @@ class Registered(Generic[T]):
     plugin: str
 
 
+@dataclass(frozen=True)
+class Kind:
+    """One kind of thing plugins register: its spec type, its hook and its table. A new kind
+    is one entry in :data:`KINDS` (and its hook in hookspecs.py)."""
+
+    name: str
+    spec: type
+    hook: str
+    table: str
+    fills_columns: bool = False  # its specs own metrics.csv columns (one owner per column)
+
+
+KINDS = (
+    Kind("dataset", DatasetSpec, "ganbench_register_datasets", "datasets"),
+    Kind("metric", MetricSpec, "ganbench_register_metrics", "metrics", fills_columns=True),
+    Kind("probe", ProbeSpec, "ganbench_register_probes", "probes", fills_columns=True),
+    Kind("variant", VariantSpec, "ganbench_register_variants", "variants"),
+)
+KIND = {k.name: k for k in KINDS}
+
+
 @dataclass
 class Registry:
     """Everything the loaded plugins registered, with the plugin that registered each."""
@@ -60,19 +81,24 @@ class Registry:
     variants: dict[str, Registered[VariantSpec]] = field(default_factory=dict)
     datasets: dict[str, Registered[DatasetSpec]] = field(default_factory=dict)
     metrics: dict[str, Registered[MetricSpec]] = field(default_factory=dict)
+    probes: dict[str, Registered[ProbeSpec]] = field(default_factory=dict)
     errors: list[PluginError] = field(default_factory=list)
     plugins: list[str] = field(default_factory=list)
 
     def variant(self, name: str) -> VariantSpec:
-        return self._lookup(self.variants, "variant", name)
+        return self._lookup("variant", name)
 
     def dataset(self, name: str) -> DatasetSpec:
-        return self._lookup(self.datasets, "dataset", name)
+        return self._lookup("dataset", name)
 
     def metric(self, name: str) -> MetricSpec:
-        return self._lookup(self.metrics, "metric", name)
+        return self._lookup("metric", name)
 
-    def _lookup(self, table: dict[str, Registered[Any]], kind: str, name: str) -> Any:
+    def probe(self, name: str) -> ProbeSpec:
+        return self._lookup("probe", name)
+
+    def _lookup(self, kind: str, name: str) -> Any:
+        table: dict[str, Registered[Any]] = getattr(self, KIND[kind].table)
         if name in table:
             return table[name].spec
         accepted = ", ".join(sorted(table)) or "none registered"
@@ -81,12 +107,9 @@ class Registry:
 
     def add(self, kind: str, plugin: str, spec: Any) -> None:
         """The ``register`` callback handed to plugins (bound to ``kind`` and ``plugin``)."""
-        expected, table = {
-            "variant": (VariantSpec, self.variants),
-            "dataset": (DatasetSpec, self.datasets),
-            "metric": (MetricSpec, self.metrics),
-        }[kind]
-        problem = spec_problem(spec, expected)
+        k = KIND[kind]
+        table: dict[str, Registered[Any]] = getattr(self, k.table)
+        problem = spec_problem(spec, k.spec)
         if problem:
             self.errors.append(PluginError(plugin, f"refused {kind} registration: {problem}"))
             return
@@ -99,16 +122,35 @@ class Registry:
                 )
             )
             return
-        if isinstance(spec, MetricSpec):
-            owners = {c: r.spec.name for r in self.metrics.values() for c in r.spec.columns}
+        if k.fills_columns:
+            owners = {
+                c: (other.name, r)
+                for other in KINDS
+                if other.fills_columns
+                for r in getattr(self, other.table).values()
+                for c in r.spec.columns
+            }
             taken = [c for c in spec.columns if c in owners]
             if taken:
-                other = self.metrics[owners[taken[0]]].plugin
+                owner_kind, owner = owners[taken[0]]
                 self.errors.append(
                     PluginError(
                         plugin,
-                        f"metric {spec.name!r} fills column {taken[0]!r}, already filled by metric "
-                        f"{owners[taken[0]]!r} of plugin {other!r}; kept the one from {other!r}",
+                        f"{kind} {spec.name!r} fills column {taken[0]!r}, already filled by {owner_kind} "
+                        f"{owner.spec.name!r} of plugin {owner.plugin!r}; kept the one from {owner.plugin!r}",
+                    )
+                )
+                return
+        if isinstance(spec, ProbeSpec):
+            owners = {t: r for r in self.probes.values() for t in r.spec.tables}
+            taken = [t for t in spec.tables if t in owners]
+            if taken:
+                owner = owners[taken[0]]
+                self.errors.append(
+                    PluginError(
+                        plugin,
+                        f"probe {spec.name!r} writes table {taken[0]!r}, already written by probe "
+                        f"{owner.spec.name!r} of plugin {owner.plugin!r}; kept the one from {owner.plugin!r}",
                     )
                 )
                 return
@@ -222,14 +264,11 @@ def load_plugins(
 def collect(pm: pluggy.PluginManager, errors: Iterable[PluginError] = ()) -> Registry:
     """Call every registration hook, one plugin at a time, and return what was registered."""
     registry = Registry(errors=list(errors), plugins=[name for name, _ in pm.list_name_plugin()])
-    for kind, hook in (
-        ("dataset", pm.hook.ganbench_register_datasets),
-        ("metric", pm.hook.ganbench_register_metrics),
-        ("variant", pm.hook.ganbench_register_variants),
-    ):
+    for kind in KINDS:
+        hook = getattr(pm.hook, kind.hook)
         for impl in hook.get_hookimpls():
 
-            def register(spec: Any, _kind: str = kind, _plugin: str = impl.plugin_name) -> None:
+            def register(spec: Any, _kind: str = kind.name, _plugin: str = impl.plugin_name) -> None:
                 registry.add(_kind, _plugin, spec)
 
             kwargs = {"register": register} if "register" in impl.argnames else {}

@@ -16,6 +16,8 @@ TASKS = (TASK_GENERATION, TASK_SUPER_RESOLUTION)
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 # Metric columns double as table column names and Python identifiers.
 COLUMN_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+# The run directory's own tables: no probe may write one of these.
+RESERVED_TABLES = ("metrics", "summary", "per_class", "train_log", "jobs", "config")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,13 @@ class DatasetSpec:
         image_shape: (channels, height, width) of every image.
         class_names: one name per class, in label order.
         description: one line for ``ganbench list``.
+        attributes: names of binary attributes an image can have besides its class (what
+            steering probes steer toward); empty when the dataset has none.
+        measure_attributes: ``measure(images: uint8 (N, C, H, W)) -> float (N, A)``: the
+            attributes measured exactly from the pixels (e.g. ink, area), one column per name
+            in ``attributes``; an attribute is present when its value is above the train
+            split's median. None when the attributes are annotations that ``load`` returns
+            (``DatasetSplits.train_attributes``/``test_attributes``).
     """
 
     name: str
@@ -70,6 +79,8 @@ class DatasetSpec:
     image_shape: tuple[int, int, int]
     class_names: tuple[str, ...]
     description: str = ""
+    attributes: tuple[str, ...] = ()
+    measure_attributes: Callable[..., Any] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -98,6 +109,41 @@ class MetricSpec:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class ProbeSpec:
+    """An analysis of a trained variant, run at its final evaluation: unlike a metric, which
+    sees a batch of uint8 samples, a probe gets the frozen variant itself (its generator is
+    differentiable in z), the data, two classifiers and a seeded random generator.
+
+    Attributes:
+        name: lowercase, hyphen-separated (``steering``); what ``--probes`` takes, and the
+            prefix of its options (``--set steering.steps=20``).
+        columns: the metrics.csv columns it fills (lowercase snake_case); a column has one
+            owner, among metrics and probes alike.
+        compute: ``compute(probe: ganbench.ProbeContext) -> ProbeResult | Mapping[str, float]``.
+        tasks: the variant tasks it applies to.
+        applies: ``applies(variant_spec) -> bool``, for probes that need more than a task
+            (label swap needs a conditional variant); None: every variant of its tasks.
+        config: a dataclass type whose fields are its options (defaults of the method it
+            implements), overridden by ``--set NAME.FIELD=VALUE``.
+        tables: names of the tables it writes besides its columns (``steering`` becomes
+            ``steering.csv`` in the run directory); lowercase snake_case, one owner each.
+        description: one line for ``ganbench list``.
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    compute: Callable[..., Any]
+    tasks: frozenset[str] = field(default_factory=lambda: frozenset({TASK_GENERATION}))
+    applies: Callable[[VariantSpec], bool] | None = None
+    config: type = NoConfig
+    tables: tuple[str, ...] = ()
+    description: str = ""
+
+    def applies_to(self, variant: VariantSpec) -> bool:
+        return variant.task in self.tasks and (self.applies is None or bool(self.applies(variant)))
+
+
 def spec_problem(spec: Any, expected: type) -> str | None:
     """Why ``spec`` is not a valid ``expected`` spec, or None when it is."""
     if not isinstance(spec, expected):
@@ -122,7 +168,13 @@ def spec_problem(spec: Any, expected: type) -> str | None:
             return f"image_shape must be (channels, height, width) of positive ints, got {shape!r}"
         if not spec.class_names or not all(isinstance(c, str) for c in spec.class_names):
             return "class_names must be a non-empty tuple of strings"
-    elif isinstance(spec, MetricSpec):
+        if len(spec.attributes) != len(set(spec.attributes)) or not all(
+            isinstance(a, str) and COLUMN_PATTERN.match(a) for a in spec.attributes
+        ):
+            return f"attributes must be distinct lowercase snake_case names, got {spec.attributes!r}"
+        if spec.measure_attributes is not None and not (spec.attributes and callable(spec.measure_attributes)):
+            return "measure_attributes must be callable and needs the attribute names in attributes"
+    elif isinstance(spec, (MetricSpec, ProbeSpec)):
         if not callable(spec.compute):
             return f"compute must be callable, got {type(spec.compute).__name__}"
         if not spec.columns or not all(isinstance(c, str) and COLUMN_PATTERN.match(c) for c in spec.columns):
@@ -130,4 +182,13 @@ def spec_problem(spec: Any, expected: type) -> str | None:
         unknown = set(spec.tasks) - set(TASKS)
         if unknown:
             return f"tasks {sorted(unknown)} are unknown; accepted: {', '.join(TASKS)}"
+        if isinstance(spec, ProbeSpec):
+            if spec.applies is not None and not callable(spec.applies):
+                return f"applies must be callable or None, got {type(spec.applies).__name__}"
+            if not (isinstance(spec.config, type) and dataclasses.is_dataclass(spec.config)):
+                return "config must be a dataclass type (its fields are the probe's options)"
+            if not all(
+                isinstance(t, str) and COLUMN_PATTERN.match(t) and t not in RESERVED_TABLES for t in spec.tables
+            ):
+                return f"tables must be lowercase snake_case names other than {', '.join(RESERVED_TABLES)}, got {spec.tables!r}"
     return None

@@ -35,8 +35,10 @@ def load_dataset(name: str = "fashion-mnist", data_dir: Path | None = None) -> D
     return registry.dataset(name).load(DataRequest(data_dir, download=False, cache_dir=default_cache_dir()))
 
 
-def make_context(splits: DatasetSplits, device: str | torch.device = "cpu") -> VariantContext:
-    return VariantContext(splits.image_shape, splits.num_classes, torch.device(device))
+def make_context(
+    splits: DatasetSplits, device: str | torch.device = "cpu", conditional: bool = False
+) -> VariantContext:
+    return VariantContext(splits.image_shape, splits.num_classes, torch.device(device), conditional=conditional)
 
 
 def resolve_spec(
@@ -60,7 +62,8 @@ def build_variant(
     spec = resolve_spec(variant, plugin_files)
     splits = splits or load_dataset()
     torch.manual_seed(seed)
-    return spec.build(make_context(splits, device), variant_config(spec.name, spec.config, overrides or {}))
+    context = make_context(splits, device, spec.conditional)
+    return spec.build(context, variant_config(spec.name, spec.config, overrides or {}))
 
 
 def batch_source(variant: Variant, splits: DatasetSplits | None = None, seed: int = 0) -> BatchSource:

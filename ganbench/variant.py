@@ -35,6 +35,31 @@ class VariantContext:
     num_classes: int
     device: torch.device
     classifier_features: Callable[[torch.Tensor], torch.Tensor] | None = None
+    conditional: bool = False  # the spec's VariantSpec.conditional: the one source of truth
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module, eval_mode: bool = False) -> Iterator[None]:
+    """Parameters of ``modules`` stop requiring gradients (and, with ``eval_mode``, the
+    modules switch to eval mode); gradients still flow through them to their inputs. Each
+    parameter's flag and each module's mode are restored after.
+
+    A GAN's generator update freezes its discriminator this way, in training mode: its batch
+    norm keeps using batch statistics, as in the reference implementations."""
+    flags = [(p, p.requires_grad) for m in modules for p in m.parameters()]
+    modes = [(m, m.training) for m in modules]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    if eval_mode:
+        for m in modules:
+            m.eval()
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        for m, mode in modes:
+            m.train(mode)
 
 
 class Variant(abc.ABC):
@@ -91,6 +116,12 @@ class Variant(abc.ABC):
             for net, mode in modes:
                 net.train(mode)
 
+    def frozen(self) -> contextlib.AbstractContextManager[None]:
+        """Every network in eval mode with its parameters not requiring gradients, while
+        gradients still flow to the inputs: what analyses of a trained variant (probes) need,
+        e.g. gradient ascent on z through the generator. Modes and flags are restored after."""
+        return frozen(*self.networks().values(), eval_mode=True)
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "networks": {k: m.state_dict() for k, m in self.networks().items()},
@@ -109,6 +140,11 @@ class GenerativeVariant(Variant):
 
     z_dim: int = 100
 
+    @property
+    def conditional(self) -> bool:
+        """Whether :meth:`generate` takes labels: what the variant's spec declares."""
+        return self.context.conditional
+
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Latent noise for ``n`` samples; standard normal unless overridden."""
         return torch.randn(n, self.z_dim, device=self.device, generator=generator)
@@ -116,7 +152,9 @@ class GenerativeVariant(Variant):
     @abc.abstractmethod
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Images in [-1, 1], shape (N, C, H, W), from latents ``z`` and labels (None when
-        unconditional). Called under ``torch.no_grad()`` with the networks in eval mode."""
+        unconditional). Must be differentiable in ``z``: evaluation calls it under
+        ``torch.no_grad()`` in eval mode, but probes call it inside :meth:`frozen` and take
+        gradients with respect to ``z`` (steering)."""
 
 
 class SuperResolutionVariant(Variant):

@@ -20,7 +20,7 @@ from ganbench.conditioning import ImageConditioning
 from ganbench.losses import nonsaturating_d_loss, nonsaturating_g_loss
 from ganbench.networks import DCGANTrunk, Discriminator, dcgan_init
 from ganbench.superres import check_scale, downsample
-from ganbench.variant import SuperResolutionVariant
+from ganbench.variant import SuperResolutionVariant, frozen
 
 
 @dataclass(frozen=True)
@@ -116,15 +116,12 @@ class SRGAN(SuperResolutionVariant):
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt_d.step()
-        D.requires_grad_(False)
-        try:
+        with frozen(D):
             content = self.content_loss(sr, hr)
             g_loss = content + self.config.adv_weight * nonsaturating_g_loss(D(sr)["adv"])
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             self.opt_g.step()
-        finally:
-            D.requires_grad_(True)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "content_loss": content.detach()}
 
 

@@ -63,6 +63,7 @@ def run_kwargs(cache_dir, tmp_path):
         cache_dir=cache_dir,
         download=False,
         out=tmp_path / "run",
+        probes=(),  # tests of probes ask for them
     )
 
 

@@ -30,6 +30,8 @@ def test_list_shows_each_provider(ganbench):
         ("cgan", "[cgan]"),
         ("acgan", "[acgan]"),
         ("fashion-mnist", "[ganbench.datasets]"),
+        ("steering", "[ganbench.probes]"),
+        ("label-swap", "[ganbench.probes]"),
     ):
         assert any(line.split()[0] == name and plugin in line for line in lines if line.strip()), name
     assert any("domain-fidelity" in line and "fid_domain" in line for line in lines)
@@ -123,7 +125,7 @@ SMALL = ["--budget", "2steps", "--evals", "1", "--eval-samples", "100", "--devic
 @pytest.fixture
 def small_run(cache_dir):
     """A fast run's arguments: two steps, one evaluation of 100 samples, only class metrics."""
-    return [*SMALL, "--metrics", "class-consistency", "--cache-dir", str(cache_dir)]
+    return [*SMALL, "--metrics", "class-consistency", "--no-probes", "--cache-dir", str(cache_dir)]
 
 
 def folder_with_a_config(tmp):

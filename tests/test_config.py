@@ -124,3 +124,11 @@ def test_variant_config_errors(overrides, message):
 
 def test_paths_expand_user():
     assert RunConfig.from_mapping({"out": "~/x"}).out == Path.home() / "x"
+
+
+def test_probes_default_to_all_and_an_empty_list_means_none():
+    assert RunConfig().probes is None
+    assert RunConfig.from_mapping({"probes": "steering, path-length"}).probes == ("steering", "path-length")
+    assert RunConfig.from_mapping({"probes": []}).probes == ()
+    assert RunConfig.from_mapping(RunConfig.from_mapping({"probes": []}).to_json()).probes == ()
+    assert RunConfig.from_mapping(RunConfig().to_json()).probes is None

@@ -153,3 +153,69 @@ def test_a_plugins_usage_error_passes_through_unchanged():
     with pytest.raises(UsageError) as err:
         load_dataset(DatasetSpec("tiny", load, (1, 2, 2), ("a",)), None)
     assert err.value is original
+
+
+# --- attributes: annotations for both splits, and only for specs that declare them --------------
+
+ANNOTATED = DatasetSpec("tiny", lambda request: None, (1, 2, 2), ("a", "b", "c"), attributes=("smiling", "hat"))
+
+
+def annotations(n, columns=2):
+    return torch.arange(n * columns).view(n, columns).remainder(3).eq(0)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(train_attributes=annotations(6)), "both splits or neither"),
+        (
+            dict(train_attributes=annotations(6).long(), test_attributes=annotations(3)),
+            r"train attributes must be bool",
+        ),
+        (
+            dict(train_attributes=annotations(6), test_attributes=annotations(4)),
+            r"test attributes must be bool of shape \(3, A\)",
+        ),
+        (dict(train_attributes=annotations(6, 2), test_attributes=annotations(3, 1)), "the same columns"),
+    ],
+    ids=["one-split", "not-bool", "wrong-count", "other-columns"],
+)
+def test_splits_validate_attributes(changes, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_splits(**changes)
+
+
+def test_check_splits_accepts_annotations_of_the_declared_attributes():
+    check_splits(ANNOTATED, tiny_splits(train_attributes=annotations(6), test_attributes=annotations(3)))
+
+
+def test_declared_annotated_attributes_without_annotations_are_refused():
+    with pytest.raises(UsageError) as err:
+        check_splits(ANNOTATED, tiny_splits())
+    assert one_line(err).startswith(
+        "dataset tiny from --data-dir /somewhere holds no attribute annotations, "
+        "its spec declares 2 annotated attributes (smiling, hat); "
+    )
+
+
+def test_annotations_of_another_number_of_attributes_are_refused():
+    splits = tiny_splits(train_attributes=annotations(6, 3), test_attributes=annotations(3, 3))
+    with pytest.raises(UsageError, match=r"holds 3 attribute columns, its spec declares 2 annotated attributes"):
+        check_splits(ANNOTATED, splits)
+
+
+@pytest.mark.parametrize(
+    "spec, why",
+    [
+        (TINY, "declares no attributes"),
+        (
+            DatasetSpec("tiny", None, (1, 2, 2), ("a", "b", "c"), attributes=("ink",), measure_attributes=len),
+            "measures its attributes from the pixels",
+        ),
+    ],
+    ids=["undeclared", "measured"],
+)
+def test_annotations_a_spec_does_not_declare_are_refused(spec, why):
+    splits = tiny_splits(train_attributes=annotations(6, 1), test_attributes=annotations(3, 1))
+    with pytest.raises(UsageError, match=rf"holds attribute annotations but its spec {why}; "):
+        check_splits(spec, splits)

@@ -15,7 +15,12 @@ HOOKS = hook_names()
 
 
 def test_there_are_hooks_and_all_are_prefixed():
-    assert HOOKS == ["ganbench_register_variants", "ganbench_register_datasets", "ganbench_register_metrics"]
+    assert HOOKS == [
+        "ganbench_register_variants",
+        "ganbench_register_datasets",
+        "ganbench_register_metrics",
+        "ganbench_register_probes",
+    ]
     specs = [n for n, f in vars(hookspecs).items() if callable(f) and hasattr(f, "ganbench_spec")]
     assert sorted(specs) == sorted(HOOKS)
 
@@ -41,3 +46,9 @@ def test_hookimpl_is_reexported():
     import ganbench
 
     assert ganbench.hookimpl is hookspecs.hookimpl is hookimpl
+
+
+def test_every_registration_hook_is_a_kind_of_the_registry():
+    from ganbench.registry import KINDS
+
+    assert sorted(k.hook for k in KINDS) == sorted(HOOKS)

@@ -101,6 +101,11 @@ def test_conflicts_and_invalid_registrations_name_the_plugins_and_keep_the_first
     assert any("config must be a dataclass" in m for m in messages)
     assert any("column 'fid_domain'" in m and "'domain-fidelity'" in m and "'ganbench.metrics'" in m for m in messages)
     assert any("ganbench_not_a_hook not marked with @ganbench.hookimpl; ignored" in m for m in messages)
+    assert any(
+        "probe 'kid-again' fills column 'kid_domain', already filled by metric 'domain-fidelity'" in m for m in messages
+    )
+    assert any("tables must be lowercase snake_case names other than metrics" in m for m in messages)
+    assert "kid-again" not in registry.probes and "bad-table" not in registry.probes
     assert registry.variants["cgan"].plugin == "cgan"  # the built-in wins
     assert registry.variants["other-cgan"].plugin == path
     assert "Bad_Name" not in registry.variants and "dict-gan" not in registry.variants

@@ -21,6 +21,7 @@ class JobStarted:
     rows: list[Record] = field(default_factory=list)
     per_class: list[Record] = field(default_factory=list)
     logs: list[Record] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
     resumed_at: int = 0  # the step its checkpoint was saved at; 0 for a fresh start
 
 
@@ -41,6 +42,18 @@ class Log:
 
 
 @dataclass(frozen=True)
+class Table:
+    """A probe's rows for ``<name>.csv`` at one evaluation; they replace that evaluation's
+    earlier rows of the table."""
+
+    name: str
+    variant: str
+    seed: int
+    eval_index: int
+    rows: list[Record] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Artefact:
     """A file for the run directory, by its path relative to it (a sample grid)."""
 
@@ -58,4 +71,4 @@ class JobEnded:
     eval_index: int = 0
 
 
-Event = JobStarted | Row | Log | Artefact | JobEnded
+Event = JobStarted | Row | Log | Table | Artefact | JobEnded

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,7 @@ from ganbench.errors import UsageError, describe
 from ganbench.evaluation import EvalResult, Evaluation, applicable, generate_samples, run_metrics, upscale_samples
 from ganbench.evaluation.classifier import HeldOutClassifier, WatchedFeatures
 from ganbench.evaluation.fidelity import InceptionWeights, resolve_inception_weights
+from ganbench.evaluation.probing import ProbeOutcome, run_probes
 from ganbench.harness import events as E
 from ganbench.harness.grids import sample_grid_png
 from ganbench.harness.plan import Plan
@@ -36,13 +37,19 @@ from ganbench.harness.progress import Progress
 from ganbench.harness.rundir import RunDir, atomic_write
 from ganbench.harness.seeding import seed_everything
 from ganbench.harness.trainer import LogPoint, Outcome, RunState, Trainer
-from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION
+from ganbench.probes import ProbeContext
+from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, ProbeSpec
 from ganbench.superres import bicubic
 from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant, VariantContext
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ganbench.attributes import Attributes
+    from ganbench.evaluation.judges import Judges
 
 log = logging.getLogger(__name__)
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation latents: same for every variant, apart from training's RNG
+PROBE_SEED_OFFSET = 2_000_003  # probes' latents: likewise, and apart from the evaluation's
 GRID_PER_CLASS = 10
 NOT_HELD_OUT = "trained with the held-out classifier's features: its metrics are not held out for this run"
 CHECKPOINT_FORMAT = "ganbench-checkpoint/1"
@@ -54,11 +61,21 @@ class JobEnv:
     """What the jobs of one run share in one process: the plan, the data on the device, the
     held-out classifier and the run directory."""
 
-    def __init__(self, plan: Plan, splits: DatasetSplits, classifier: HeldOutClassifier, rundir: RunDir) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        splits: DatasetSplits,
+        classifier: HeldOutClassifier,
+        rundir: RunDir,
+        attributes: Attributes | None = None,
+        judges: Judges | None = None,
+    ) -> None:
         self.plan = plan
         self.splits = splits
         self.classifier = classifier
         self.rundir = rundir
+        self.attributes = attributes
+        self.judges = judges
         self.train_images = splits.train_images.to(plan.device)
         self.train_labels = splits.train_labels.to(plan.device)
         self._inception: InceptionWeights | None = None
@@ -95,6 +112,35 @@ class JobEnv:
         )
         return run_metrics(evaluation, applicable(self.plan.metrics, task))
 
+    def probe(self, name: str, variant: Variant, seed: int) -> ProbeOutcome | None:
+        """The probes that apply to variant ``name``, run on it; None when none applies."""
+        planned = self.plan.probes_for(name)
+        if not planned or not isinstance(variant, GenerativeVariant):
+            return None
+        if self.judges is None:
+            raise RuntimeError("probes need the judges: the runner loads them when a probe applies")
+        spec, device = self.plan.variant(name).spec, self.plan.device
+
+        def context(probe: ProbeSpec, config: Any) -> ProbeContext:
+            generator = torch.Generator(device=device).manual_seed(seed + PROBE_SEED_OFFSET)
+            judges = self.judges
+            assert judges is not None
+            return ProbeContext(
+                name,
+                seed,
+                variant,
+                spec,
+                config,
+                self.splits,
+                self.attributes,
+                judges.judge,
+                judges.steering,
+                generator,
+                device,
+            )
+
+        return run_probes([(p.spec, p.config) for p in planned], context)
+
     def sr_targets(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The high-resolution test images (and labels) every super-resolution evaluation uses."""
         n = min(self.plan.config.eval_samples, self.splits.test_images.shape[0])
@@ -119,10 +165,15 @@ class JobEnv:
             C.NOTE: note,
         }
 
-    def scored_row(self, row: dict[str, Any], result: EvalResult) -> E.Row:
-        """``row`` with the evaluation's values, its per-class rows, and NaN reasons in the note."""
+    def scored_row(self, row: dict[str, Any], result: EvalResult, probes: ProbeOutcome | None = None) -> E.Row:
+        """``row`` with the evaluation's (and probes') values, its per-class rows, and NaN
+        reasons in the note."""
         row = {**row, **result.values, C.EVAL_SECONDS: result.seconds}
-        notes = "; ".join(f"{k}: {v}" for k, v in result.notes.items())
+        reasons = dict(result.notes)
+        if probes is not None:
+            row.update({**probes.values, C.PROBE_SECONDS: probes.seconds})
+            reasons.update(probes.notes)
+        notes = "; ".join(f"{k}: {v}" for k, v in reasons.items())
         row[C.NOTE] = "; ".join(n for n in (row[C.NOTE], notes) if n)
         per_class = [
             {
@@ -201,6 +252,7 @@ class History:
     rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     per_class: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     logs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    tables: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # probes' E.Table events, as dicts
 
 
 # --- the job ------------------------------------------------------------------------------------
@@ -230,14 +282,17 @@ class Job:
         history = History(**saved["history"]) if saved else History()
         resumed = RunState(**saved["trainer"]["state"]) if saved else RunState()
         # First: the tables hold exactly this job's history from now on, whatever happens next.
-        emit(E.JobStarted(spec.name, seed, history.rows, history.per_class, history.logs, resumed.step))
+        restored = [E.Table(**t) for t in history.tables]
+        emit(E.JobStarted(spec.name, seed, history.rows, history.per_class, history.logs, restored, resumed.step))
         variant: Variant | None = None
         trainer: Trainer | None = None
         progress = Progress(self.label, config.budget)
         try:
             seed_everything(seed)
             features = WatchedFeatures(env.classifier, env.plan.device)
-            context = VariantContext(env.splits.image_shape, env.splits.num_classes, env.plan.device, features)
+            context = VariantContext(
+                env.splits.image_shape, env.splits.num_classes, env.plan.device, features, spec.conditional
+            )
             variant = spec.build(context, planned.config)
             expected = SuperResolutionVariant if spec.task == TASK_SUPER_RESOLUTION else GenerativeVariant
             if not isinstance(variant, expected):
@@ -261,9 +316,17 @@ class Job:
             def on_eval(state: RunState, final: bool) -> None:
                 samples, labels, reference, rate = self._produce(env, built)
                 result = env.evaluate(spec.name, spec.task, samples, labels, final, reference)
+                probes = env.probe(spec.name, built, seed) if final else None
+                if probes is not None:
+                    for name, rows in probes.tables.items():
+                        table = E.Table(name, spec.name, seed, state.eval_index, rows)
+                        history.tables.append(dataclasses.asdict(table))
+                        emit(table)
+                    for file, data in probes.pictures.items():
+                        emit(E.Artefact(env.rundir.relative(env.rundir.probe_picture(spec.name, seed, file)), data))
                 note = NOT_HELD_OUT if features.used else ""
                 row = {**env.row(spec.name, seed, state, C.STATUS_OK, built.critic_steps, note), C.GEN_IMG_PER_S: rate}
-                scored = env.scored_row(row, result)
+                scored = env.scored_row(row, result, probes)
                 history.rows.append(scored.row)
                 history.per_class.extend(scored.per_class)
                 emit(scored)

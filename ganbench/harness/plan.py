@@ -14,12 +14,19 @@ from ganbench.config import RunConfig, default_cache_dir, variant_config
 from ganbench.devices import resolve_device
 from ganbench.errors import UsageError
 from ganbench.registry import Registry
-from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, DatasetSpec, MetricSpec, VariantSpec
+from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, DatasetSpec, MetricSpec, ProbeSpec, VariantSpec
 
 
 @dataclass(frozen=True)
 class PlannedVariant:
     spec: VariantSpec
+    config: Any
+    plugin: str
+
+
+@dataclass(frozen=True)
+class PlannedProbe:
+    spec: ProbeSpec
     config: Any
     plugin: str
 
@@ -35,6 +42,7 @@ class Plan:
     metrics: tuple[MetricSpec, ...]
     device: torch.device
     cache_dir: Path
+    probes: tuple[PlannedProbe, ...] = ()
 
     @property
     def run_dir(self) -> Path:
@@ -47,6 +55,21 @@ class Plan:
     def jobs(self) -> list[tuple[str, int]]:
         """(variant, seed) pairs in the order they run and their rows are tabulated."""
         return [(p.spec.name, seed) for p in self.variants for seed in self.config.seeds]
+
+    def probes_for(self, name: str) -> list[PlannedProbe]:
+        """The probes that apply to variant ``name``, in registration order."""
+        variant = self.variant(name).spec
+        return [p for p in self.probes if p.spec.applies_to(variant)]
+
+    @property
+    def probed(self) -> bool:
+        """Whether any probe runs in this plan (then the judges are needed)."""
+        return any(self.probes_for(p.spec.name) for p in self.variants)
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column the run's metrics and probes fill."""
+        return [c for spec in (*self.metrics, *(p.spec for p in self.probes)) for c in spec.columns]
 
     @property
     def generates(self) -> bool:
@@ -79,10 +102,15 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
             f"no variants given; use --variants NAME[,NAME...] (accepted: {', '.join(sorted(registry.variants)) or 'none registered'})"
         )
     dataset = registry.dataset(config.dataset)
-    unknown_sets = set(config.set) - set(config.variants)
+    variant_names, probe_names = list(config.variants), _probe_names(config, registry)
+    both = sorted(set(variant_names) & set(probe_names))
+    if both and any(name in config.set for name in both):
+        raise UsageError(f"--set {both[0]}.KEY is ambiguous: {both[0]} names both a variant and a probe")
+    unknown_sets = set(config.set) - set(variant_names) - set(probe_names)
     if unknown_sets:
         raise UsageError(
-            f"--set names variant(s) {', '.join(sorted(unknown_sets))} that are not in --variants ({', '.join(config.variants)})"
+            f"--set names {', '.join(sorted(unknown_sets))}, which is neither a variant in --variants "
+            f"({', '.join(variant_names)}) nor a probe that runs ({', '.join(probe_names) or 'none'})"
         )
     planned = []
     for name in config.variants:
@@ -91,6 +119,14 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
         planned.append(
             PlannedVariant(spec, variant_config(name, spec.config, overrides), registry.variants[name].plugin)
         )
+    probes = tuple(
+        PlannedProbe(
+            registry.probes[name].spec,
+            variant_config(name, registry.probes[name].spec.config, config.set.get(name, {})),
+            registry.probes[name].plugin,
+        )
+        for name in probe_names
+    )
     if config.metrics:
         metrics = tuple(registry.metric(name) for name in config.metrics)
     else:
@@ -99,4 +135,10 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
     run_dir = Path(config.out) if config.out is not None else default_run_dir(config)
     cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
     resolved = config.replace(out=run_dir.absolute(), plugin=tuple(Path(p).resolve() for p in config.plugin))
-    return Plan(resolved, dataset, tuple(planned), metrics, device, cache_dir)
+    return Plan(resolved, dataset, tuple(planned), metrics, device, cache_dir, probes)
+
+
+def _probe_names(config: RunConfig, registry: Registry) -> list[str]:
+    if config.probes is None:
+        return list(registry.probes)
+    return [registry.probe(name).name for name in config.probes]

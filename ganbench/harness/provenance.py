@@ -14,8 +14,10 @@ import ganbench
 from ganbench.harness.rundir import RUN_FORMAT
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ganbench.attributes import Attributes
     from ganbench.data import DatasetSplits
     from ganbench.evaluation.classifier import HeldOutClassifier
+    from ganbench.evaluation.judges import Judges
     from ganbench.harness.runner import Plan
     from ganbench.registry import Registry
 
@@ -57,8 +59,24 @@ def classifier_record(classifier: HeldOutClassifier) -> dict[str, Any]:
     }
 
 
+def attributes_record(attributes: Attributes | None) -> dict[str, Any] | None:
+    if attributes is None:
+        return None
+    return {
+        "names": list(attributes.names),
+        "source": "pixels" if attributes.measured else "annotations",
+        "thresholds": None if attributes.thresholds is None else attributes.thresholds.tolist(),
+        "train_present": attributes.train.float().mean(0).tolist(),
+    }
+
+
 def config_record(
-    plan: Plan, splits: DatasetSplits, classifier: HeldOutClassifier, registry: Registry
+    plan: Plan,
+    splits: DatasetSplits,
+    classifier: HeldOutClassifier,
+    registry: Registry,
+    attributes: Attributes | None = None,
+    judges: Judges | None = None,
 ) -> dict[str, Any]:
     """config.json: the run's options (accepted back by ``--config``) and what they resolved to."""
     return {
@@ -84,6 +102,12 @@ def config_record(
             "test_size": int(splits.test_images.shape[0]),
         },
         "classifier": classifier_record(classifier),
+        "attributes": attributes_record(attributes),
+        "judges": None if judges is None else judges.record,
+        "probes": {
+            p.spec.name: {"plugin": p.plugin, "columns": list(p.spec.columns), "config": dataclasses.asdict(p.config)}
+            for p in plan.probes
+        },
         "metrics": {
             m.name: {"plugin": registry.metrics[m.name].plugin, "columns": list(m.columns)} for m in plan.metrics
         },

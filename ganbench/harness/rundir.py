@@ -74,6 +74,7 @@ TRAIN_LOG_CSV = "train_log.csv"
 JOBS_CSV = "jobs.csv"
 SAMPLES_DIR = "samples"
 CHECKPOINTS_DIR = "checkpoints"
+PROBES_DIR = "probes"
 LOCK_FILE = ".lock"
 # config.json's "format": what tells a ganbench run from a folder that merely holds a config.json.
 RUN_FORMAT = "ganbench-run/1"
@@ -106,18 +107,20 @@ class RunDir:
     def sample_grid(self, variant: str, seed: int) -> Path:
         return self.path / SAMPLES_DIR / f"{job_name(variant, seed)}.png"
 
+    def probe_picture(self, variant: str, seed: int, name: str) -> Path:
+        """A probe's picture (a steering strip): ``probes/<variant>-seed<k>/<name>``."""
+        if Path(name).name != name or name.startswith("."):
+            raise ValueError(f"a probe's picture needs a plain file name, got {name!r}")
+        return self.path / PROBES_DIR / job_name(variant, seed) / name
+
     def relative(self, path: Path) -> str:
         return path.relative_to(self.path).as_posix()
 
     def remove_stale_temporaries(self) -> list[Path]:
         """Temporary files of a killed writer: never trusted, removed (only while holding the lock)."""
-        stale = []
-        for folder in (self.path, self.path / CHECKPOINTS_DIR, self.path / SAMPLES_DIR):
-            if folder.is_dir():
-                for p in folder.iterdir():
-                    if p.name.startswith(".") and TMP_MARKER in p.name:
-                        p.unlink(missing_ok=True)
-                        stale.append(p)
+        stale = sorted(self.path.rglob(f".*{TMP_MARKER}*"))
+        for p in stale:
+            p.unlink(missing_ok=True)
         return stale
 
 

@@ -21,10 +21,12 @@ from typing import Any
 import pandas as pd
 
 from ganbench import columns as C
+from ganbench.attributes import dataset_attributes
 from ganbench.config import RunConfig, differences
 from ganbench.data import DataRequest, check_splits, load_dataset
 from ganbench.errors import RunInterrupted, UsageError
 from ganbench.evaluation.classifier import load_or_train
+from ganbench.evaluation.judges import load_or_train_judges
 from ganbench.harness import rundir as R
 from ganbench.harness.executor import Executor, LocalExecutor
 from ganbench.harness.job import Job, JobEnv, load_checkpoint, reference_keys, reference_rows, run_fingerprint
@@ -63,13 +65,14 @@ def _check_same_run(record: dict[str, Any], plan: Plan) -> None:
     except UsageError as exc:
         raise UsageError(f"--out {plan.run_dir} holds a run that cannot be resumed: {exc}") from None
     changed = differences(before, plan.config)
-    saved = record.get("variants", {})
-    for p in plan.variants:
-        now = json.loads(json.dumps(dataclasses.asdict(p.config), default=str))
-        was = saved.get(p.spec.name, {}).get("config")
-        if was is not None and was != now:
-            keys = sorted(k for k in now if was.get(k) != now[k])
-            changed += [f"{p.spec.name}.{k}: {was.get(k)} -> {now[k]}" for k in keys]
+    for section, planned in (("variants", plan.variants), ("probes", plan.probes)):
+        saved = record.get(section) or {}
+        for p in planned:
+            now = json.loads(json.dumps(dataclasses.asdict(p.config), default=str))
+            was = saved.get(p.spec.name, {}).get("config")
+            if was is not None and was != now:
+                keys = sorted(k for k in now if was.get(k) != now[k])
+                changed += [f"{p.spec.name}.{k}: {was.get(k)} -> {now[k]}" for k in keys]
     if changed:
         raise UsageError(
             f"--out {plan.run_dir} holds a run with other options ({'; '.join(changed)}); "
@@ -120,14 +123,17 @@ def run(
         splits = load_dataset(plan.dataset, DataRequest(config.data_dir, config.download, plan.cache_dir))
         check_splits(plan.dataset, splits)
         classifier = load_or_train(splits, plan.cache_dir, plan.device)
-        new_record = config_record(plan, splits, classifier, registry)
+        attributes = dataset_attributes(plan.dataset, splits)
+        judges = (
+            load_or_train_judges(splits, attributes, classifier, plan.cache_dir, plan.device) if plan.probed else None
+        )
+        new_record = config_record(plan, splits, classifier, registry, attributes, judges)
         if record is not None:
             _check_same_classifier(record, classifier_record(classifier), plan.run_dir)
             now = dt.datetime.now().isoformat(timespec="seconds")
             new_record = {**new_record, "started": record.get("started"), "resumed": [*record.get("resumed", []), now]}
-        writer = ResultsWriter(
-            rundir, [c for m in plan.metrics for c in m.columns], [*reference_keys(plan), *plan.jobs()]
-        )
+        tables = [t for p in plan.probes for t in p.spec.tables]
+        writer = ResultsWriter(rundir, plan.columns, [*reference_keys(plan), *plan.jobs()], tables)
         jobs = [Job(v, s, plan.config) for v, s in plan.jobs() if writer.status(v, s) not in DONE_STATUSES]
         fingerprint = run_fingerprint(plan.config)
         for job in jobs:  # a corrupted or foreign checkpoint stops the run before anything is written or trained
@@ -139,7 +145,8 @@ def run(
         if record is not None:
             done = len(plan.jobs()) - len(jobs)
             log.info("resuming %s: %d of %d jobs done, %d to run", plan.run_dir, done, len(plan.jobs()), len(jobs))
-        return _run_jobs(plan, writer, JobEnv(plan, splits, classifier, rundir), jobs, executor)
+        env = JobEnv(plan, splits, classifier, rundir, attributes, judges)
+        return _run_jobs(plan, writer, env, jobs, executor)
 
 
 def _run_jobs(plan: Plan, writer: ResultsWriter, env: JobEnv, jobs: list[Job], executor: Executor | None) -> RunResult:

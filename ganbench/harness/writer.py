@@ -39,6 +39,7 @@ JOB_COLUMNS = (C.VARIANT, C.SEED, C.STATUS, C.STEP, C.EVAL_INDEX, C.NOTE)
 # jobs continue from their last checkpoint).
 DONE_STATUSES = frozenset({C.STATUS_OK, C.STATUS_DIVERGED})
 INT_COLUMNS = (C.SEED, C.EVAL_INDEX, C.STEP, C.IMAGES_SEEN)
+ROW = "row"  # a probe table's row number within one evaluation
 
 Key = tuple
 
@@ -53,7 +54,13 @@ class ResultsWriter:
             the plan's jobs.
     """
 
-    def __init__(self, rundir: RunDir, metric_columns: Sequence[str], order: Sequence[tuple[str, int]]) -> None:
+    def __init__(
+        self,
+        rundir: RunDir,
+        metric_columns: Sequence[str],
+        order: Sequence[tuple[str, int]],
+        tables: Sequence[str] = (),
+    ) -> None:
         self.rundir = rundir
         extra = [c for c in dict.fromkeys(metric_columns) if c not in C.METRIC_COLUMNS]
         self.columns = [*C.ID_COLUMNS, *C.METRIC_COLUMNS, *extra, *C.COST_COLUMNS, C.NOTE]
@@ -62,6 +69,8 @@ class ResultsWriter:
         self.per_class: dict[Key, dict[str, Any]] = {}
         self.train_log: dict[Key, dict[str, Any]] = {}
         self.jobs: dict[Key, dict[str, Any]] = {}
+        # probes' tables, by name: rows keyed by (variant, seed, eval_index, position)
+        self.tables: dict[str, dict[Key, dict[str, Any]]] = {name: {} for name in tables}
         self._dirty: set[str] = set()
         self._load()
 
@@ -74,6 +83,7 @@ class ResultsWriter:
             (PER_CLASS_CSV, self.per_class, (C.VARIANT, C.SEED, C.EVAL_INDEX, C.CLASS_INDEX)),
             (TRAIN_LOG_CSV, self.train_log, (C.VARIANT, C.SEED, C.STEP)),
             (JOBS_CSV, self.jobs, (C.VARIANT, C.SEED)),
+            *((f"{name}.csv", table, (C.VARIANT, C.SEED, C.EVAL_INDEX, ROW)) for name, table in self.tables.items()),
         ):
             path = self.rundir.table(name)
             if not path.exists():
@@ -107,10 +117,28 @@ class ResultsWriter:
             self._restart(event)
         elif isinstance(event, E.JobEnded):
             self._set_job(event.variant, event.seed, event.status, event.step, event.eval_index, event.note)
+        elif isinstance(event, E.Table):
+            self._set_table(event)
+            return  # written with the row of the same evaluation, which comes next
         elif isinstance(event, E.Artefact):
             atomic_write_bytes(self.rundir.path / event.path, event.data)
             return
         self.flush()
+
+    def _set_table(self, event: E.Table) -> None:
+        table = self.tables.setdefault(event.name, {})
+        evaluation = (event.variant, event.seed, event.eval_index)
+        for key in [k for k in table if k[:3] == evaluation]:
+            del table[key]
+        for i, row in enumerate(event.rows):
+            table[(*evaluation, i)] = {
+                C.VARIANT: event.variant,
+                C.SEED: event.seed,
+                C.EVAL_INDEX: event.eval_index,
+                ROW: i,
+                **row,
+            }
+        self._dirty.add(f"{event.name}.csv")
 
     def add_row(self, row: dict[str, Any], per_class: Iterable[dict[str, Any]] = ()) -> None:
         key = (row[C.VARIANT], row[C.SEED], row[C.EVAL_INDEX])
@@ -122,9 +150,12 @@ class ResultsWriter:
     def _restart(self, event: E.JobStarted) -> None:
         """A job (re)starts: its rows are exactly what its checkpoint restored, nothing later."""
         job = (event.variant, event.seed)
-        for table in (self.rows, self.per_class, self.train_log):
+        for table in (self.rows, self.per_class, self.train_log, *self.tables.values()):
             for key in [k for k in table if k[:2] == job]:
                 del table[key]
+        self._dirty.update(f"{name}.csv" for name in self.tables)
+        for restored in event.tables:
+            self._set_table(restored)
         for row in event.rows:
             self.add_row(row, [r for r in event.per_class if r[C.EVAL_INDEX] == row[C.EVAL_INDEX]])
         for record in event.logs:
@@ -157,7 +188,8 @@ class ResultsWriter:
             frame = self.metrics_frame()
             atomic_write(self.rundir.table(METRICS_CSV), lambda p: frame.to_csv(p, index=False))
             atomic_write(self.rundir.table(METRICS_PARQUET), lambda p: frame.to_parquet(p, index=False))
-        for name, table in ((PER_CLASS_CSV, self.per_class), (TRAIN_LOG_CSV, self.train_log)):
+        extra = [(f"{name}.csv", table) for name, table in self.tables.items()]
+        for name, table in ((PER_CLASS_CSV, self.per_class), (TRAIN_LOG_CSV, self.train_log), *extra):
             if name in dirty and (table or self.rundir.table(name).exists()):
                 frame = pd.DataFrame(self._sorted(table))
                 atomic_write(self.rundir.table(name), lambda p, f=frame: f.to_csv(p, index=False))

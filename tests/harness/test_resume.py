@@ -23,6 +23,8 @@ def run_args(cache_dir):
     return [
         "run", "--variants", "cgan,acgan", "--budget", "6steps", "--evals", "3", "--eval-samples", "100",
         "--log-every", "2", "--device", "cpu", "--no-download", "--cache-dir", cache_dir,
+        # every probe, small: its columns, tables and pictures are part of what must come out the same
+        "--set", "steering.latents=4", "--set", "path-length.samples=50", "--set", "label-swap.latents=5",
     ]  # fmt: skip
 
 
@@ -37,7 +39,8 @@ def uninterrupted(run_args, tmp_path_factory, ganbench_command):
 def tables(out):
     metrics = pd.read_csv(out / "metrics.csv").drop(columns=list(C.TIMING_COLUMNS))
     log = pd.read_csv(out / "train_log.csv").drop(columns=[C.TRAIN_SECONDS])
-    return metrics, pd.read_csv(out / "per_class.csv"), log, pd.read_csv(out / "jobs.csv")
+    probes = [pd.read_csv(out / name) for name in ("steering.csv", "label_swap.csv")]
+    return metrics, pd.read_csv(out / "per_class.csv"), log, pd.read_csv(out / "jobs.csv"), *probes
 
 
 def assert_same_run(out, uninterrupted):
@@ -46,7 +49,8 @@ def assert_same_run(out, uninterrupted):
     assert not [p for p in out.rglob("*") if TMP_MARKER in p.name]  # no half-written file survives
     for path in (out / "checkpoints").iterdir():  # every checkpoint is whole
         assert torch.load(path, weights_only=True)["trainer"]["state"]["finished"]
-    assert (out / "samples" / "cgan-seed0.png").is_file() and (out / "samples" / "acgan-seed0.png").is_file()
+    for picture in ("samples/cgan-seed0.png", "samples/acgan-seed0.png", "probes/acgan-seed0/steering-ink.png"):
+        assert (out / picture).read_bytes() == (uninterrupted / picture).read_bytes()
 
 
 MOMENTS = {

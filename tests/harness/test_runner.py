@@ -126,13 +126,19 @@ def test_plugins_through_every_hook_run_end_to_end(run_kwargs, fixtures_dir):
     result = ganbench.run(
         variants="linear",
         plugin=[fixtures_dir / "plugin_all_hooks.py"],
-        **{**run_kwargs, "dataset": "fashion-mnist-tiny"},
+        **{**run_kwargs, "dataset": "fashion-mnist-tiny", "probes": "latent-sensitivity"},
     )
     frame = result.metrics
     row = frame[frame.variant == "linear"].iloc[-1]
     assert row.dataset == "fashion-mnist-tiny" and row.status == C.STATUS_OK
     assert "mean_intensity" in frame.columns and 0 < row.mean_intensity < 1
     assert math.isfinite(row.fid_domain)
+    # the probe ran at the final evaluation only, with its table beside the metrics
+    linear = frame[frame.variant == "linear"]
+    assert linear.latent_sensitivity.isna().tolist() == [True, False] and row.latent_sensitivity > 0
+    table = pd.read_csv(result.run_dir / "sensitivity.csv")
+    assert table.latent.tolist() == list(range(8)) and (table.eval_index == 2).all()
+    assert row.latent_sensitivity == pytest.approx(table.gradient_norm.mean())
 
 
 @pytest.mark.parametrize(
@@ -145,7 +151,9 @@ def test_plugins_through_every_hook_run_end_to_end(run_kwargs, fixtures_dir):
         ({"variants": ""}, "no variants given"),
         ({"variants": "cgan", "dataset": "cifar"}, "unknown dataset 'cifar'"),
         ({"variants": "cgan", "set": ["cgan.lr=1"]}, "cgan has no setting 'lr'"),
-        ({"variants": "cgan", "set": ["dcgan.lr_g=1"]}, "not in --variants"),
+        ({"variants": "cgan", "set": ["dcgan.lr_g=1"]}, "--set names dcgan, which is neither a variant in --variants"),
+        ({"variants": "cgan", "probes": "nope"}, "unknown probe 'nope'; accepted: "),
+        ({"variants": "cgan", "probes": "", "set": ["steering.steps=3"]}, "nor a probe that runs (none)"),
         ({"variants": "cgan", "metrics": "fid"}, "unknown metric 'fid'; accepted: class-consistency"),
         ({"variants": "cgan", "device": "tpu"}, "device 'tpu'"),
     ],
@@ -306,3 +314,54 @@ def test_critic_steps_are_recorded_and_budgets_count_generator_steps(run_kwargs)
     assert by_variant.loc["wgan", "step"] == by_variant.loc["dcgan", "step"] == 4
     assert by_variant.loc["wgan", "critic_steps"] == 5 and by_variant.loc["dcgan", "critic_steps"] == 1
     assert by_variant.loc["wgan", "images_seen"] == 4 * 5 * 64 and by_variant.loc["dcgan", "images_seen"] == 4 * 64
+
+
+@pytest.mark.slow
+def test_a_third_party_probe_through_an_entry_point_produces_its_column(run_kwargs, tmp_path, monkeypatch):
+    (tmp_path / "brightness_probe.py").write_text(
+        "import torch\n"
+        "from ganbench import ProbeSpec, hookimpl\n"
+        "def brightness(probe):\n"
+        "    z = torch.randn(16, probe.variant.z_dim, generator=probe.generator)\n"
+        "    with torch.no_grad():\n"
+        "        return {'brightness': probe.variant.generate(z, None).mean().item()}\n"
+        "@hookimpl\n"
+        "def ganbench_register_probes(register):\n"
+        "    register(ProbeSpec('brightness', ('brightness',), brightness))\n"
+    )
+    dist = tmp_path / "brightness_probe-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: brightness-probe\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[ganbench]\nbrightness = brightness_probe\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = load_registry(environ={})
+    assert registry.probes["brightness"].plugin == "brightness"
+    kwargs = {**run_kwargs, "metrics": "class-consistency", "probes": "brightness", "budget": "2steps", "evals": 1}
+    row = ganbench.run(variants="dcgan", registry=registry, **kwargs).metrics.set_index("variant").loc["dcgan"]
+    assert -1 <= row.brightness <= 1 and row.status == C.STATUS_OK
+
+
+SMALL_PROBES = {"steering": {"latents": 8}, "path-length": {"samples": 100}, "label-swap": {"latents": 10}}
+
+
+@pytest.mark.slow
+def test_built_in_probes_run_at_the_final_evaluation_with_tables_and_pictures(run_kwargs):
+    result = ganbench.run(variants="dcgan,cgan", set=SMALL_PROBES, **{**run_kwargs, "probes": None})
+    frame = result.metrics[result.metrics.status == C.STATUS_OK].set_index(["variant", "eval_index"])
+    probe_columns = [*C.STEER_COLUMNS, *C.STEER_PLAIN_COLUMNS, C.PPL_DOMAIN]
+    for variant in ("dcgan", "cgan"):
+        assert frame.loc[(variant, 1), probe_columns].isna().all()  # not at earlier evaluations
+        final = frame.loc[(variant, 2)]
+        assert final[probe_columns].notna().all() and final.probe_seconds > 0
+        assert 0 <= final.steer_disentanglement <= 1 and 0 <= final.steer_success <= 1
+    assert math.isnan(frame.loc[("dcgan", 2), C.SWAP_CONSISTENCY])  # label swap: conditional variants only
+    assert 0 <= frame.loc[("cgan", 2), C.SWAP_CONSISTENCY] <= 1
+    steering = pd.read_csv(result.run_dir / "steering.csv")
+    per_variant = steering.groupby("variant").size().to_dict()
+    assert per_variant == {"dcgan": (4 + 10) * 2, "cgan": 4 * 2}  # attributes (and classes when unconditional) x modes
+    assert (steering.eval_index == 2).all()
+    pictures = sorted(p.name for p in (result.run_dir / "probes" / "cgan-seed0").iterdir())
+    assert pictures == ["label-swap.png", *(f"steering-{a}.png" for a in ("area", "height", "ink", "width"))]
+    record = json.loads((result.run_dir / CONFIG_JSON).read_text())
+    assert record["judges"]["judge"]["mean_attribute_accuracy"] > 0.85
+    assert record["probes"]["steering"]["config"]["latents"] == 8

@@ -1,0 +1,92 @@
+"""What a probe receives and returns (see :class:`ganbench.ProbeSpec`).
+
+A probe analyses a *trained* variant at its final evaluation: it gets the variant frozen
+(eval mode, no parameter gradients, gradients still flowing to its inputs), so it can, for
+example, push latents by gradient ascent through the generator. It scores with the *judge*
+(the held-out classifier, with attribute heads) and, where it steers, steers with a separately
+trained *steering* classifier, so that success is not just a classifier fooled by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ganbench.attributes import Attributes
+    from ganbench.data import DatasetSplits
+    from ganbench.specs import VariantSpec
+    from ganbench.variant import GenerativeVariant
+
+
+class Judge(Protocol):
+    """A classifier of images into classes and binary attributes. Both methods take float
+    images in [-1, 1] (N, C, H, W) and are differentiable in them (uint8 images are accepted
+    too); they return logits."""
+
+    class_names: tuple[str, ...]
+    attribute_names: tuple[str, ...]
+
+    def class_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, num_classes) class logits."""
+        ...
+
+    def attribute_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, num_attributes) logits: sigmoid(logit) is the probability the attribute is present."""
+        ...
+
+
+@dataclass
+class ProbeContext:
+    """What a probe's ``compute`` receives.
+
+    Attributes:
+        name: the variant's name.
+        seed: the run's seed.
+        variant: the trained variant, frozen; ``variant.generate(z, labels)`` is
+            differentiable in ``z``.
+        spec: the variant's spec (``spec.conditional`` says whether it takes labels).
+        config: the probe's options (an instance of its ``ProbeSpec.config``).
+        data: the dataset, both splits.
+        attributes: the dataset's attributes (names, train/test presence, and how to measure
+            them from pixels when they are measurable); None when it declares none.
+        judge: scores: the held-out classifier with attribute heads.
+        steering: steers: a classifier trained separately from the judge (other architecture,
+            seed and data), with class and attribute heads.
+        generator: a seeded torch.Generator on the variant's device: the same latents for
+            every variant of a run with the same seed.
+        device: where the variant lives.
+    """
+
+    name: str
+    seed: int
+    variant: GenerativeVariant
+    spec: VariantSpec
+    config: Any
+    data: DatasetSplits
+    attributes: Attributes | None
+    judge: Judge
+    steering: Judge
+    generator: torch.Generator
+    device: torch.device
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What a probe returns when a mapping of column to float is not enough.
+
+    Attributes:
+        values: column -> value for metrics.csv (NaN allowed, with a note).
+        tables: table name -> rows; each becomes ``<name>.csv`` in the run directory (e.g.
+            ``steering``), with the variant, dataset, seed and eval_index added to each row.
+        pictures: file name -> PNG bytes, saved as ``probes/<variant>-seed<k>/<file name>``.
+        notes: column -> why its value is NaN.
+    """
+
+    values: Mapping[str, float]
+    tables: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    pictures: Mapping[str, bytes] = field(default_factory=dict)
+    notes: Mapping[str, str] = field(default_factory=dict)
