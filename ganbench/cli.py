@@ -107,6 +107,12 @@ def cli(verbose: int, quiet: bool) -> None:
     "--log-every", type=int, metavar="STEPS", help="Steps between loss read-backs from the device [default: 50]."
 )
 @click.option(
+    "--report",
+    "write_report",
+    is_flag=True,
+    help="Write the run's report (html and md) into RUN_DIR/report at the end.",
+)
+@click.option(
     "--resume",
     type=click.Path(path_type=Path),
     metavar="RUN_DIR",
@@ -114,7 +120,12 @@ def cli(verbose: int, quiet: bool) -> None:
     "from their last checkpoint. Running the same command with the same --out does the same.",
 )
 def run(
-    config_file: Path | None, set_: tuple[str, ...], plugin: tuple[Path, ...], resume: Path | None, **options: Any
+    config_file: Path | None,
+    set_: tuple[str, ...],
+    plugin: tuple[Path, ...],
+    resume: Path | None,
+    write_report: bool,
+    **options: Any,
 ) -> int:
     """Train each variant for each seed under the same budget and evaluate it.
 
@@ -146,9 +157,11 @@ def run(
     config = RunConfig.from_mapping(values, source=source)
     from ganbench.harness.runner import run as run_benchmark  # torch and friends: only once the input is valid
 
-    result = run_benchmark(config)
+    result = run_benchmark(config, report=write_report)
     click.echo(result.format_summary())
     click.echo(f"\nresults: {result.run_dir}")
+    if write_report:
+        click.echo(f"report: {result.run_dir / 'report' / 'report.html'}")
     unfinished = result.unfinished
     for _, job in unfinished.iterrows():
         click.echo(
@@ -156,6 +169,37 @@ def run(
             err=True,
         )
     return 1 if len(unfinished) else 0
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Where the report goes [default: RUN_DIR/report].")
+@click.option("--format", "formats", default="html,md", show_default=True, help="html, md, or both.")
+def report(run_dir: Path, out: Path | None, formats: str) -> None:
+    """Write the report of a run: report.html (self-contained) and report.md with its PNGs.
+
+    Reads only the run's tables and pictures: no training, no torch."""
+    from ganbench.report.render import build_report, parse_formats
+
+    written = build_report(run_dir, out, parse_formats(formats))
+    for path in written.values():
+        click.echo(f"report: {path}")
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Where the report goes [default: results/compare-<time>].")
+@click.option("--format", "formats", default="html,md", show_default=True, help="html, md, or both.")
+def compare(run_dirs: tuple[Path, ...], out: Path | None, formats: str) -> None:
+    """One report across runs: each variant before and after, with the significance of every
+    change. Runs on different datasets or feature spaces are refused."""
+    import datetime as dt
+
+    from ganbench.report.render import build_comparison, parse_formats
+
+    out = out or Path("results") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    for path in build_comparison(run_dirs, out, parse_formats(formats)).values():
+        click.echo(f"report: {path}")
 
 
 @cli.command("list")

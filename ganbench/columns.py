@@ -82,6 +82,14 @@ PROBE_COLUMNS = (*STEER_COLUMNS, *STEER_PLAIN_COLUMNS, SWAP_CONSISTENCY, PPL_DOM
 COST_COLUMNS = (TRAIN_IMG_PER_S, GEN_IMG_PER_S, PEAK_MEM_MB, EVAL_SECONDS, PROBE_SECONDS)
 # Columns that measure the machine rather than the model: they differ between identical runs.
 TIMING_COLUMNS = (TRAIN_SECONDS, TRAIN_IMG_PER_S, GEN_IMG_PER_S, PEAK_MEM_MB, EVAL_SECONDS, PROBE_SECONDS)
-# Lower is better for these; higher for the other metrics, except steer_*latent_distance (how far
-# steering moved the latents, neither good nor bad in itself).
-LOWER_IS_BETTER = frozenset({FID_DOMAIN, KID_DOMAIN, FID_INCEPTION, STEER_LEAKAGE, STEER_PLAIN_LEAKAGE, PPL_DOMAIN})
+# Which way is better, for reports: lower for these, higher for the columns in HIGHER_IS_BETTER;
+# the rest (ids, times, steer_*latent_distance: how far steering moved, neither good nor bad in
+# itself, and a plugin's own columns) have no direction.
+LOWER_IS_BETTER = frozenset(
+    {FID_DOMAIN, KID_DOMAIN, FID_INCEPTION, STEER_LEAKAGE, STEER_PLAIN_LEAKAGE, PPL_DOMAIN, PEAK_MEM_MB}
+)
+HIGHER_IS_BETTER = frozenset(
+    {*METRIC_COLUMNS, *PROBE_COLUMNS, TRAIN_IMG_PER_S, GEN_IMG_PER_S}
+    - LOWER_IS_BETTER
+    - {STEER_LATENT_DISTANCE, STEER_PLAIN_LATENT_DISTANCE}
+)

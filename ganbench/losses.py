@@ -45,13 +45,20 @@ class NonSaturating:
 
 class AuxiliaryClassification:
     """ACGAN's auxiliary loss (Odena et al. 2017) on head ``cls``: D classifies real and
-    generated images by their (requested) labels; G wants its samples classified as requested."""
+    generated images by their (requested) labels; G wants its samples classified as requested.
 
-    def __init__(self, weight: float = 1.0) -> None:
+    ``on_fakes=False`` trains D's class head on real images only: then it cannot learn the
+    generator's own label code, and G must draw the class as real images show it."""
+
+    def __init__(self, weight: float = 1.0, on_fakes: bool = True) -> None:
         self.weight = weight
+        self.on_fakes = on_fakes
 
     def d_loss(self, real, fake, real_labels, fake_labels):
-        return self.weight * (F.cross_entropy(real["cls"], real_labels) + F.cross_entropy(fake["cls"], fake_labels))
+        loss = F.cross_entropy(real["cls"], real_labels)
+        if self.on_fakes:
+            loss = loss + F.cross_entropy(fake["cls"], fake_labels)
+        return self.weight * loss
 
     def g_loss(self, fake, fake_labels):
         return self.weight * F.cross_entropy(fake["cls"], fake_labels)

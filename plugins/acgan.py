@@ -12,6 +12,9 @@ from ganbench.losses import AuxiliaryClassification, LossSum, NonSaturating
 @dataclass(frozen=True)
 class ACGANConfig(GANConfig):
     aux_weight: float = 1.0  # weight of the auxiliary classification loss, for D and G
+    # Train D's class head on generated images too, with their requested labels (the paper's
+    # and the common reference implementation's choice). False: on real images only.
+    cls_on_fakes: bool = True
 
 
 class ACGAN(AdversarialVariant):
@@ -19,7 +22,7 @@ class ACGAN(AdversarialVariant):
         super().__init__(
             context,
             config,
-            loss=LossSum(NonSaturating(), AuxiliaryClassification(config.aux_weight)),
+            loss=LossSum(NonSaturating(), AuxiliaryClassification(config.aux_weight, config.cls_on_fakes)),
             latent=EmbeddingMultiply(context.num_classes, config.z_dim),
             heads={"adv": 1, "cls": context.num_classes},
         )

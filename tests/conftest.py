@@ -7,17 +7,26 @@ re-run reuses it; a clean CI checkout trains it once (about 1.5 minutes on 2 CPU
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
+import ganbench
+from ganbench import columns as C
 from ganbench.data import DataRequest
 from ganbench.errors import UsageError
 from ganbench.evaluation.classifier import load_or_train
+from ganbench.harness.rundir import RUN_FORMAT
 from ganbench.registry import load_registry
 
 FIXTURES = Path(__file__).parent / "fixtures"  # prefer the fixtures_dir fixture; kept for modules that import it
@@ -107,3 +116,143 @@ def ganbench_cli():
         )
 
     return run
+
+
+# --- run directories for report tests ----------------------------------------------------------
+
+SMALL_PROBES = {"steering": {"latents": 4}, "path-length": {"samples": 50}, "label-swap": {"latents": 5}}
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory, cache_dir):
+    """dcgan and cgan, two seeds, two evaluations, every probe (small): a real run to report on."""
+    out = tmp_path_factory.mktemp("report") / "run"
+    ganbench.run(
+        variants="dcgan,cgan", dataset="fashion-mnist", budget="20steps", evals=2, eval_samples=200, seeds="0,1",
+        device="cpu", cache_dir=cache_dir, download=False, out=out, set=SMALL_PROBES,
+    )  # fmt: skip
+    return out
+
+
+@pytest.fixture
+def copy_run(tmp_path):
+    """``copy_run(run_dir, name)``: a copy of a run directory to alter."""
+
+    def copy(run_dir, name):
+        target = tmp_path / name
+        shutil.copytree(run_dir, target, ignore=shutil.ignore_patterns("checkpoints", "report"))
+        return target
+
+    return copy
+
+
+def _png(value: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (64, 64), value).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def synthetic_run(tmp_path_factory):
+    """``synthetic_run(variants, seeds, evals)``: a run directory written by hand, with every table
+    a report reads, metrics drawn from a seeded generator (variant i has fid_domain ~ 10 + 5 i)."""
+
+    def make(variants=7, seeds=5, evals=3, name="synthetic"):
+        out = tmp_path_factory.mktemp(name)
+        rng = np.random.default_rng(0)
+        names = [f"v{i}" for i in range(variants)]
+        rows, per_class, log, jobs = [], [], [], []
+        rows.append(
+            {
+                C.VARIANT: C.REAL_DATA,
+                C.DATASET: "fashion-mnist",
+                C.SEED: -1,
+                C.EVAL_INDEX: 0,
+                C.STEP: 0,
+                C.IMAGES_SEEN: 0,
+                C.STATUS: C.STATUS_REFERENCE,
+                C.FID_DOMAIN: 0.06,
+                C.CLASS_CONSISTENCY: 0.96,
+            }
+        )
+        for i, v in enumerate(names):
+            for s in range(seeds):
+                for e in range(1, evals + 1):
+                    fid = (10 + 5 * i) * (evals + 1 - e) / evals + rng.normal(0, 0.5)
+                    rows.append(
+                        {
+                            C.VARIANT: v,
+                            C.DATASET: "fashion-mnist",
+                            C.SEED: s,
+                            C.EVAL_INDEX: e,
+                            C.STEP: 100 * e,
+                            C.IMAGES_SEEN: 6400 * e,
+                            C.TRAIN_SECONDS: 10.0 * e,
+                            C.CRITIC_STEPS: 1,
+                            C.STATUS: C.STATUS_OK,
+                            C.FID_DOMAIN: fid,
+                            C.KID_DOMAIN: fid / 100,
+                            C.CLASS_CONSISTENCY: 0.9 - 0.05 * i + rng.normal(0, 0.01),
+                            C.CLASS_COVERAGE: 0.95,
+                            C.TRAIN_IMG_PER_S: 500 + 10 * i + rng.normal(0, 5),
+                            C.GEN_IMG_PER_S: 5000.0,
+                            C.PEAK_MEM_MB: 900.0,
+                            C.EVAL_SECONDS: 5.0,
+                            C.NOTE: "",
+                        }
+                    )
+                    per_class += [
+                        {
+                            C.VARIANT: v,
+                            C.DATASET: "fashion-mnist",
+                            C.SEED: s,
+                            C.EVAL_INDEX: e,
+                            C.STEP: 100 * e,
+                            C.CLASS_INDEX: k,
+                            C.CLASS_NAME: f"c{k}",
+                            C.CLASS_CONSISTENCY: rng.uniform(),
+                        }
+                        for k in range(10)
+                    ]
+                for step in range(10, 100 * evals + 1, 10):
+                    log.append(
+                        {
+                            C.VARIANT: v,
+                            C.SEED: s,
+                            C.STEP: step,
+                            C.IMAGES_SEEN: 64 * step,
+                            C.TRAIN_SECONDS: step / 10,
+                            "d_loss": rng.uniform(),
+                            "g_loss": rng.uniform(),
+                        }
+                    )
+                jobs.append(
+                    {
+                        C.VARIANT: v,
+                        C.SEED: s,
+                        C.STATUS: C.STATUS_OK,
+                        C.STEP: 100 * evals,
+                        C.EVAL_INDEX: evals,
+                        C.NOTE: "",
+                    }
+                )
+                (out / "samples").mkdir(exist_ok=True)
+                (out / "samples" / f"{v}-seed{s}.png").write_bytes(_png(20 * i))
+        pd.DataFrame(rows).to_csv(out / "metrics.csv", index=False)
+        pd.DataFrame(per_class).to_csv(out / "per_class.csv", index=False)
+        pd.DataFrame(log).to_csv(out / "train_log.csv", index=False)
+        pd.DataFrame(jobs).to_csv(out / "jobs.csv", index=False)
+        record = {
+            "format": RUN_FORMAT,
+            "run": {"variants": names, "dataset": "fashion-mnist", "budget": "300steps", "seeds": list(range(seeds)),
+                    "evals": evals, "eval_samples": 1000},
+            "variants": {v: {"plugin": "synthetic", "task": "generation", "conditional": True} for v in names},
+            "dataset": {"name": "fashion-mnist", "source": "synthetic", "train_size": 60000, "test_size": 10000},
+            "classifier": {"name": "synthetic-classifier", "test_accuracy": 0.925, "weights_sha256": "ab" * 32},
+            "environment": {"device": "cpu", "cpu": "synthetic", "ganbench": "0.1.0"},
+            "started": "2026-11-24T00:00:00",
+        }  # fmt: skip
+        (out / "config.json").write_text(json.dumps(record))
+        return out
+
+    return make

@@ -65,6 +65,15 @@ def test_loss_sum_adds_the_auxiliary_term():
     )
 
 
+def test_the_auxiliary_loss_on_real_images_only_ignores_the_fakes_for_d_not_for_g():
+    real = {"cls": torch.tensor([[5.0, 0.0], [0.0, 5.0]])}
+    fake = {"cls": torch.tensor([[0.0, 5.0], [5.0, 0.0]])}
+    labels = torch.tensor([0, 1])
+    real_only = AuxiliaryClassification(1.0, on_fakes=False)
+    assert real_only.d_loss(real, fake, labels, labels) == pytest.approx(F.cross_entropy(real["cls"], labels).item())
+    assert real_only.g_loss(fake, labels) == pytest.approx(F.cross_entropy(fake["cls"], labels).item())
+
+
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
 def test_networks_shapes(shape):
     g = DCGANGenerator(110, shape, width=16)

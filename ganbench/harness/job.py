@@ -218,9 +218,12 @@ def reference_keys(plan: Plan) -> list[tuple[str, int]]:
 # --- checkpoints ----------------------------------------------------------------------------------
 
 
-def run_fingerprint(config: RunConfig) -> str:
-    """What a checkpoint must have been made under: the options that change what a run computes."""
-    options = {k: v for k, v in config.to_json().items() if k not in RESUME_MAY_CHANGE}
+def run_fingerprint(plan: Plan) -> str:
+    """What a checkpoint must have been made under: the options that change what a run
+    computes, hyperparameters as typed values (``1e-4`` and ``0.0001`` are one run)."""
+    options = {k: v for k, v in plan.config.to_json().items() if k not in (*RESUME_MAY_CHANGE, "set")}
+    for p in (*plan.variants, *plan.probes):
+        options[f"config:{p.spec.name}"] = dataclasses.asdict(p.config)
     return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -277,7 +280,7 @@ class Job:
         planned = env.plan.variant(self.variant)
         spec, seed, config = planned.spec, self.seed, self.config
         checkpoint = env.rundir.checkpoint(self.variant, seed)
-        fingerprint = run_fingerprint(config)
+        fingerprint = run_fingerprint(env.plan)
         saved = load_checkpoint(checkpoint, spec.name, seed, fingerprint) if checkpoint.exists() else None
         history = History(**saved["history"]) if saved else History()
         resumed = RunState(**saved["trainer"]["state"]) if saved else RunState()

@@ -95,6 +95,7 @@ def run(
     registry: Registry | None = None,
     executor: Executor | None = None,
     resume: Path | str | None = None,
+    report: bool = False,
     **kwargs: Any,
 ) -> RunResult:
     """Run a benchmark. Takes a :class:`RunConfig`, or its fields as keyword arguments (the
@@ -104,6 +105,7 @@ def run(
 
     ``resume=RUN_DIR`` continues the run there with the options it was started with (any
     other keyword must agree with them). Running again with the same ``out`` does the same.
+    ``report=True`` writes the run's report into ``RUN_DIR/report`` at the end (``--report``).
     """
     if resume is not None:
         config = RunConfig.from_mapping({**R.run_options(resume), **kwargs}, source=f"--resume {resume}")
@@ -135,7 +137,7 @@ def run(
         tables = [t for p in plan.probes for t in p.spec.tables]
         writer = ResultsWriter(rundir, plan.columns, [*reference_keys(plan), *plan.jobs()], tables)
         jobs = [Job(v, s, plan.config) for v, s in plan.jobs() if writer.status(v, s) not in DONE_STATUSES]
-        fingerprint = run_fingerprint(plan.config)
+        fingerprint = run_fingerprint(plan)
         for job in jobs:  # a corrupted or foreign checkpoint stops the run before anything is written or trained
             path = rundir.checkpoint(job.variant, job.seed)
             if path.exists():
@@ -146,7 +148,12 @@ def run(
             done = len(plan.jobs()) - len(jobs)
             log.info("resuming %s: %d of %d jobs done, %d to run", plan.run_dir, done, len(plan.jobs()), len(jobs))
         env = JobEnv(plan, splits, classifier, rundir, attributes, judges)
-        return _run_jobs(plan, writer, env, jobs, executor)
+        result = _run_jobs(plan, writer, env, jobs, executor)
+    if report:
+        from ganbench.report.render import build_report
+
+        build_report(result.run_dir)
+    return result
 
 
 def _run_jobs(plan: Plan, writer: ResultsWriter, env: JobEnv, jobs: list[Job], executor: Executor | None) -> RunResult:

@@ -89,7 +89,7 @@ class ResultsWriter:
             if not path.exists():
                 continue
             try:
-                frame = pd.read_parquet(path) if name.endswith(".parquet") else _read_csv(path)
+                frame = pd.read_parquet(path) if name.endswith(".parquet") else read_table(path)
             except Exception as exc:
                 raise UsageError(f"{path} is unreadable ({describe(exc)}); this run cannot be resumed") from None
             for record in frame.to_dict("records"):
@@ -208,7 +208,7 @@ class ResultsWriter:
 STRING_COLUMNS = (C.VARIANT, C.DATASET, C.STATUS, C.NOTE, C.CLASS_NAME)
 
 
-def _read_csv(path) -> pd.DataFrame:
+def read_table(path) -> pd.DataFrame:
     """A table as written: only empty cells are missing values; text columns stay text ("NA" is a name)."""
     frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={c: str for c in STRING_COLUMNS})
     present = [c for c in STRING_COLUMNS if c in frame]
