@@ -48,7 +48,7 @@ def cli(verbose: int, quiet: bool) -> None:
 @click.option(
     "--budget",
     metavar="BUDGET",
-    help=f"Per variant and seed: 90s, 2m, 2000steps or 60kimg [default: {DEFAULT_BUDGET}].",
+    help=f"Per variant and seed: 90s, 2m, 2000steps, 60kimg or 2PFLOP (GFLOP to EFLOP) [default: {DEFAULT_BUDGET}].",
 )
 @click.option("--seeds", metavar="SEEDS", help="Seeds, e.g. 0,1,2 or 0-4 [default: 0].")
 @click.option(
@@ -105,6 +105,27 @@ def cli(verbose: int, quiet: bool) -> None:
 )
 @click.option(
     "--log-every", type=int, metavar="STEPS", help="Steps between loss read-backs from the device [default: 50]."
+)
+@click.option(
+    "--executor",
+    metavar="NAME",
+    help="local (one job at a time, in this process) or ray (each job a Ray task) [default: local].",
+)
+@click.option("--gpus-per-job", type=float, metavar="N", help="GPUs Ray reserves per job [default: 1 on CUDA, else 0].")
+@click.option(
+    "--cpus-per-job", type=float, metavar="N", help="CPUs Ray reserves per job; its torch threads [default: 1]."
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDRESS",
+    help="Join this Ray cluster (auto, ray://host:10001) [default: start a local Ray instance].",
+)
+@click.option("--precision", metavar="P", help="Training precision: fp32 or bf16 (autocast) [default: fp32].")
+@click.option(
+    "--compile/--no-compile",
+    "compile",
+    default=None,
+    help="torch.compile the variants' networks (slow to start; for long GPU runs) [default: no].",
 )
 @click.option(
     "--report",

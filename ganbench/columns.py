@@ -10,6 +10,9 @@ STEP = "step"
 IMAGES_SEEN = "images_seen"
 TRAIN_SECONDS = "train_seconds"
 CRITIC_STEPS = "critic_steps"
+# The run's fast-path settings (--precision, --compile): they change what training computes.
+PRECISION = "precision"
+COMPILED = "compile"
 STATUS = "status"
 NOTE = "note"
 
@@ -43,7 +46,9 @@ STEER_PLAIN_LATENT_DISTANCE = "steer_plain_latent_distance"
 SWAP_CONSISTENCY = "swap_consistency"
 PPL_DOMAIN = "ppl_domain"
 
-# Cost.
+# Cost. TRAIN_FLOPS: the compute a job has had, step x FLOPs of one step (torch's count, a
+# multiply-add = 2); the same on every machine, unlike the timings.
+TRAIN_FLOPS = "train_flops"
 TRAIN_IMG_PER_S = "train_img_per_s"
 GEN_IMG_PER_S = "gen_img_per_s"
 PEAK_MEM_MB = "peak_mem_mb"
@@ -66,7 +71,10 @@ STATUS_REFERENCE = "reference"  # a row of real data or a baseline, not a traine
 REAL_DATA = "real-data"
 BICUBIC = "bicubic"
 
-ID_COLUMNS = (VARIANT, DATASET, SEED, EVAL_INDEX, STEP, IMAGES_SEEN, TRAIN_SECONDS, CRITIC_STEPS, STATUS)
+SETTING_COLUMNS = (PRECISION, COMPILED)
+ID_COLUMNS = (
+    VARIANT, DATASET, SEED, EVAL_INDEX, STEP, IMAGES_SEEN, TRAIN_SECONDS, CRITIC_STEPS, *SETTING_COLUMNS, STATUS,
+)  # fmt: skip
 METRIC_COLUMNS = (
     FID_DOMAIN, KID_DOMAIN, PRECISION_DOMAIN, RECALL_DOMAIN, FID_INCEPTION, CLASS_CONSISTENCY, CLASS_COVERAGE,
     PSNR, SSIM,
@@ -79,12 +87,12 @@ STEER_PLAIN_COLUMNS = (
     STEER_PLAIN_VERIFIED_GAIN, STEER_PLAIN_LATENT_DISTANCE,
 )  # fmt: skip
 PROBE_COLUMNS = (*STEER_COLUMNS, *STEER_PLAIN_COLUMNS, SWAP_CONSISTENCY, PPL_DOMAIN)
-COST_COLUMNS = (TRAIN_IMG_PER_S, GEN_IMG_PER_S, PEAK_MEM_MB, EVAL_SECONDS, PROBE_SECONDS)
+COST_COLUMNS = (TRAIN_FLOPS, TRAIN_IMG_PER_S, GEN_IMG_PER_S, PEAK_MEM_MB, EVAL_SECONDS, PROBE_SECONDS)
 # Columns that measure the machine rather than the model: they differ between identical runs.
 TIMING_COLUMNS = (TRAIN_SECONDS, TRAIN_IMG_PER_S, GEN_IMG_PER_S, PEAK_MEM_MB, EVAL_SECONDS, PROBE_SECONDS)
 # Which way is better, for reports: lower for these, higher for the columns in HIGHER_IS_BETTER;
-# the rest (ids, times, steer_*latent_distance: how far steering moved, neither good nor bad in
-# itself, and a plugin's own columns) have no direction.
+# the rest (ids, times, train_flops: the compute given, steer_*latent_distance: how far steering
+# moved, neither good nor bad in itself, and a plugin's own columns) have no direction.
 LOWER_IS_BETTER = frozenset(
     {FID_DOMAIN, KID_DOMAIN, FID_INCEPTION, STEER_LEAKAGE, STEER_PLAIN_LEAKAGE, PPL_DOMAIN, PEAK_MEM_MB}
 )

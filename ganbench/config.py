@@ -25,6 +25,8 @@ else:  # pragma: no cover
 CACHE_ENV = "GANBENCH_CACHE"
 DEFAULT_BUDGET = "60s"
 MIN_EVAL_SAMPLES = 50
+EXECUTORS = ("local", "ray")
+PRECISIONS = ("fp32", "bf16")  # --precision: autocast dtype of training (ganbench.fastpath)
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class RunConfig:
     Attributes:
         variants: variant names, in the order they run.
         dataset: dataset name.
-        budget: per (variant, seed) run: ``90s``, ``2m``, ``2000steps`` or ``60kimg``.
+        budget: per (variant, seed) run: ``90s``, ``2m``, ``2000steps``, ``60kimg`` or ``2PFLOP``.
         seeds: one run per variant and seed.
         out: run directory; default ``results/<timestamp>-<variants>-<dataset>``.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
@@ -51,6 +53,16 @@ class RunConfig:
         log_every: training steps between reading losses back from the device.
         probes: probe names to run at the final evaluation; None (the default) runs every
             probe that applies to a variant, an empty tuple none (``--no-probes``).
+        executor: ``local`` runs the jobs one after another in this process; ``ray`` runs each
+            job as a Ray task (``pip install 'ganbench[ray]'``).
+        gpus_per_job: GPUs Ray reserves for each job; None means 1 on a CUDA device, else 0.
+        cpus_per_job: CPUs Ray reserves for each job (its torch thread count, at least 1).
+        ray_address: the Ray cluster to join (``auto``, ``ray://host:10001``); None starts a
+            local Ray instance for the run.
+        precision: ``fp32`` (the default) or ``bf16``: torch.autocast to bfloat16 around the
+            networks' forward passes and losses in training (weights stay fp32; evaluation
+            generates in fp32).
+        compile: torch.compile the variant's networks (``--compile``).
     """
 
     variants: tuple[str, ...] = ()
@@ -71,6 +83,12 @@ class RunConfig:
     checkpoints: bool = True
     log_every: int = 50
     probes: tuple[str, ...] | None = None
+    executor: str = "local"
+    gpus_per_job: float | None = None
+    cpus_per_job: float = 1.0
+    ray_address: str | None = None
+    precision: str = "fp32"
+    compile: bool = False
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], source: str = "arguments") -> RunConfig:
@@ -108,6 +126,14 @@ class RunConfig:
         for path in self.plugin:
             if not Path(path).is_file():
                 raise UsageError(f"plugin file {path} does not exist")
+        if self.executor not in EXECUTORS:
+            raise UsageError(f"executor {self.executor!r} is unknown; accepted: {', '.join(EXECUTORS)}")
+        if self.gpus_per_job is not None and not self.gpus_per_job >= 0:
+            raise UsageError(f"gpus_per_job must be a number >= 0, got {self.gpus_per_job}")
+        if not self.cpus_per_job > 0:
+            raise UsageError(f"cpus_per_job must be a number > 0, got {self.cpus_per_job}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"precision {self.precision!r} is not supported; accepted: {', '.join(PRECISIONS)}")
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -185,6 +211,24 @@ def _bool(value: Any) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+def _float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _optional_str(value: Any) -> str | None:
+    text = str(value).strip()
+    return None if text.lower() in ("", "none") else text
+
+
+def _precision(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in PRECISIONS:
+        raise UsageError(f"precision {value!r} is not supported; accepted: {', '.join(PRECISIONS)}")
+    return text
+
+
 def _path(value: Any) -> Path:
     return Path(os.path.expanduser(str(value)))
 
@@ -234,6 +278,12 @@ _PARSERS = {
     "checkpoints": _bool,
     "log_every": _int,
     "probes": _names,
+    "executor": lambda v: str(v).strip().lower(),
+    "gpus_per_job": _float,
+    "cpus_per_job": _float,
+    "ray_address": _optional_str,
+    "precision": _precision,
+    "compile": _bool,
 }
 
 
@@ -260,7 +310,11 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 
 # Options that say where things are, not what is computed: a resumed run may change them.
-RESUME_MAY_CHANGE = ("out", "cache_dir", "data_dir", "download", "inception_weights", "checkpoints")
+# How jobs are executed (executor, resources, cluster) does not change what they compute either.
+RESUME_MAY_CHANGE = (
+    *("out", "cache_dir", "data_dir", "download", "inception_weights", "checkpoints"),
+    *("executor", "gpus_per_job", "cpus_per_job", "ray_address"),
+)
 
 
 def differences(before: RunConfig, now: RunConfig) -> list[str]:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganbench import fastpath
 from ganbench.data import BatchSource
 
 
@@ -29,6 +30,10 @@ class VariantContext:
     frozen copy on the device), for variants whose loss is defined in that space (an SRGAN
     content loss). Using it is recorded: the rows of such a run say that their
     classifier-based metrics are no longer held out.
+
+    ``precision`` (``"fp32"`` or ``"bf16"``) and ``compile`` are the run's fast-path settings
+    (``--precision``, ``--compile``). :class:`ganbench.adversarial.AdversarialVariant` honours
+    them; another variant may, with :meth:`Variant.autocast` and :meth:`Variant.accelerate`.
     """
 
     image_shape: tuple[int, int, int]
@@ -36,6 +41,8 @@ class VariantContext:
     device: torch.device
     classifier_features: Callable[[torch.Tensor], torch.Tensor] | None = None
     conditional: bool = False  # the spec's VariantSpec.conditional: the one source of truth
+    precision: str = "fp32"  # autocast dtype of training's forward passes and losses
+    compile: bool = False  # torch.compile the networks
 
 
 @contextlib.contextmanager
@@ -99,6 +106,18 @@ class Variant(abc.ABC):
 
         Returns losses by name as detached 0-dim tensors; do not read them on the host.
         """
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        """Autocast to ``context.precision`` on the device (a no-op under fp32): wrap a training
+        step's forward passes and losses in it, not its backward passes or optimiser steps."""
+        return fastpath.autocast(self.device, self.context.precision)
+
+    def accelerate(self, module: nn.Module, compile: bool | None = None) -> nn.Module:
+        """``module`` (built on the device) prepared for the context's fast path, in place:
+        channels-last on CUDA under bf16, compiled under ``context.compile`` (or ``compile``,
+        when given); else untouched."""
+        compile = self.context.compile if compile is None else compile
+        return fastpath.accelerate(module, self.device, self.context.precision, compile)
 
     def train(self, mode: bool = True) -> None:
         for net in self.networks().values():

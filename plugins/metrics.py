@@ -19,7 +19,7 @@ def _real_name(ev: Evaluation) -> str:
 def compute_domain(ev: Evaluation) -> dict[str, float]:
     from ganbench.evaluation.fidelity import domain_metrics  # torch-fidelity: imported when first needed
 
-    return domain_metrics(ev.classifier, ev.features, ev.data.test_images, _real_name(ev), ev.cache_dir)
+    return domain_metrics(ev.classifier, ev.features, ev.data.test_images, _real_name(ev), ev.cache_dir, ev.device)
 
 
 def compute_inception(ev: Evaluation) -> MetricValues:

@@ -89,6 +89,8 @@ class SRGAN(SuperResolutionVariant):
             ImageConditioning(), DCGANTrunk(channels, context.image_shape, config.d_width), {"adv": 1}
         ).to(context.device)
         dcgan_init(self.discriminator)
+        self.accelerate(self.generator)  # --precision/--compile, as AdversarialVariant does
+        self.accelerate(self.discriminator)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
@@ -111,14 +113,16 @@ class SRGAN(SuperResolutionVariant):
     def train_step(self, data):
         G, D = self.generator, self.discriminator
         hr = data.next().images
-        sr = G(downsample(hr, self.scale))
-        d_loss = nonsaturating_d_loss(D(hr)["adv"], D(sr.detach())["adv"])
+        with self.autocast():  # forward passes and losses only; logits and images in fp32 for the losses
+            sr = G(downsample(hr, self.scale)).float()
+            d_loss = nonsaturating_d_loss(D(hr)["adv"].float(), D(sr.detach())["adv"].float())
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt_d.step()
         with frozen(D):
-            content = self.content_loss(sr, hr)
-            g_loss = content + self.config.adv_weight * nonsaturating_g_loss(D(sr)["adv"])
+            with self.autocast():
+                content = self.content_loss(sr, hr)
+                g_loss = content + self.config.adv_weight * nonsaturating_g_loss(D(sr)["adv"].float())
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             self.opt_g.step()

@@ -29,6 +29,7 @@ from ganbench import columns as C
 from ganbench.downloads import socket_timeout
 from ganbench.errors import describe
 from ganbench.evaluation import cache
+from ganbench.evaluation import fast_fidelity as fast
 from ganbench.evaluation.classifier import HeldOutClassifier, load_weights_file
 
 log = logging.getLogger(__name__)
@@ -153,24 +154,88 @@ def prc_subset(n_real: int, n: int) -> torch.Tensor | None:
     return torch.randperm(n_real, generator=torch.Generator().manual_seed(PRC_SUBSET_SEED))[:n]
 
 
+def real_side(
+    classifier: HeldOutClassifier,
+    reference: dict[str, torch.Tensor],
+    real_name: str,
+    n: int,
+    cache_dir: Path,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """What KID and precision/recall need of the real split against ``n`` samples: the
+    real-real KID kernel sums and the k-NN radii of its precision/recall subset, cached under
+    ``<cache_dir>/features/`` (the radii computed on ``device``'s kind)."""
+    real_features = reference["features"]
+    size = min(KID_SUBSET_SIZE, n, len(real_features))
+    identity = {
+        "kind": "classifier-real-side",
+        "extractor": classifier.name,
+        "features_sha256": cache.digest({"features": real_features}),
+        "dataset": real_name,
+        "samples": n,
+        "kid_subset_size": size,
+        "kid_subsets": fast.KID_SUBSETS,
+        "kid_seed": fast.KID_SEED,
+        "prc_neighborhood": fast.PRC_NEIGHBORHOOD,
+        "prc_subset_seed": PRC_SUBSET_SEED,
+        "device_type": device.type,
+        "torch_fidelity": torch_fidelity.__version__,
+    }
+
+    def build() -> dict[str, torch.Tensor]:
+        subset = prc_subset(len(real_features), n)
+        prc_real = real_features if subset is None else real_features[subset]
+        return {
+            "kid_real_sums": fast.kid_real_sums(real_features, n, size),
+            "prc_radii": fast.knn_radii(prc_real, device).cpu(),
+        }
+
+    path = cache.cache_path(cache_dir, f"{real_name}-{classifier.name}-n{n}")
+    return cache.load_or_build(path, identity, build)
+
+
 def domain_metrics(
     classifier: HeldOutClassifier,
     generated_features: torch.Tensor,
     real: torch.Tensor,
     real_name: str,
     cache_dir: Path,
+    device: torch.device = torch.device("cpu"),
 ) -> dict[str, float]:
-    """FID, KID, precision and recall in the held-out classifier's feature space, by
-    torch-fidelity's functions, from the samples' features (``Evaluation.features``).
+    """FID, KID, precision and recall in the held-out classifier's feature space, from the
+    samples' features (``Evaluation.features``): the values of torch-fidelity's functions
+    (:func:`torch_fidelity_domain_metrics`), bit for bit, by :mod:`.fast_fidelity`.
 
     FID and KID compare the samples with all of ``real`` (whose features and statistics are
     cached as ``real_name``). Precision and recall compare them with a fixed random subset of
     ``real`` of the same size: the k-NN radii of both sets then mean the same thing, as in
     Kynkäänniemi et al. 2019, and the cost scales with the number of samples.
+
+    FID and KID are numpy arithmetic on the CPU, as in torch-fidelity; the pairwise distances
+    of precision/recall are computed on ``device`` (``cuda:N``: on device N).
     """
     generated = generated_features.float().cpu()
     reference = classifier_reference(classifier, real, real_name, cache_dir)
     real_features = reference["features"]
+    n = len(generated)
+    with fast.device_context(device):
+        side = real_side(classifier, reference, real_name, n, cache_dir, device)
+        subset = prc_subset(len(real_features), n)
+        prc_real = real_features if subset is None else real_features[subset]
+        precision, recall = fast.precision_recall(generated, prc_real, side["prc_radii"], device)
+    size = min(KID_SUBSET_SIZE, n, len(real_features))
+    return {
+        C.FID_DOMAIN: _fid(generated, reference),
+        C.KID_DOMAIN: fast.kid_mean(generated, real_features, size, side["kid_real_sums"]),
+        C.PRECISION_DOMAIN: precision,
+        C.RECALL_DOMAIN: recall,
+    }
+
+
+def torch_fidelity_domain_metrics(generated: torch.Tensor, real_features: torch.Tensor) -> dict[str, float]:
+    """The reference :func:`domain_metrics` must equal: torch-fidelity's own feature-to-metric
+    functions on the same features (what ganbench computed before 2026-11-24), on the CPU."""
+    generated = generated.float().cpu()
     n = len(generated)
     kid = kid_features_to_metric(
         generated, real_features, kid_subset_size=min(KID_SUBSET_SIZE, n, len(real_features)), **FIDELITY_KWARGS
@@ -180,7 +245,7 @@ def domain_metrics(
         generated, real_features if subset is None else real_features[subset], **FIDELITY_KWARGS
     )
     return {
-        C.FID_DOMAIN: _fid(generated, reference),
+        C.FID_DOMAIN: _fid(generated, _statistics(real_features)),
         C.KID_DOMAIN: float(kid[torch_fidelity.KEY_METRIC_KID_MEAN]),
         C.PRECISION_DOMAIN: float(prc[torch_fidelity.KEY_METRIC_PRECISION]),
         C.RECALL_DOMAIN: float(prc[torch_fidelity.KEY_METRIC_RECALL]),
@@ -310,5 +375,9 @@ def inception_fid(
         "count": len(real),
     }
     path = cache.cache_path(cache_dir, f"{real_name}-{INCEPTION_EXTRACTOR}-{weights_sha256[:12]}")
-    reference = cache.load_or_build(path, identity, lambda: _statistics(_inception_features(extractor, real, device)))
-    return _fid(_inception_features(extractor, generated, device), reference)
+    with fast.device_context(device):
+        reference = cache.load_or_build(
+            path, identity, lambda: _statistics(_inception_features(extractor, real, device))
+        )
+        generated_features = _inception_features(extractor, generated, device)
+    return _fid(generated_features, reference)

@@ -2,8 +2,9 @@
 
 A job emits :class:`JobStarted` first (with the rows and log points it restored from its
 checkpoint, which replace whatever the tables hold for it), then rows, log points and
-artefacts as it trains, and :class:`JobEnded` last. Rows are keyed by (variant, seed,
-eval_index) and log points by (variant, seed, step), so receiving one twice is harmless.
+artefacts as it trains, a :class:`Checkpoint` after each evaluation's rows, and
+:class:`JobEnded` last. Rows are keyed by (variant, seed, eval_index) and log points by
+(variant, seed, step), so receiving one twice is harmless.
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ class Artefact:
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """A job's full state after an evaluation (``torch.save`` bytes), emitted after that
+    evaluation's rows: the writer saves it as the job's checkpoint file, so a job running on
+    another machine checkpoints into the run directory all the same."""
+
+    variant: str
+    seed: int
+    data: bytes
+
+
+@dataclass(frozen=True)
 class JobEnded:
     variant: str
     seed: int
@@ -71,4 +83,4 @@ class JobEnded:
     eval_index: int = 0
 
 
-Event = JobStarted | Row | Log | Table | Artefact | JobEnded
+Event = JobStarted | Row | Log | Table | Artefact | Checkpoint | JobEnded

@@ -3,7 +3,9 @@
 An executor is anything with ``run(jobs, handle)``: it runs every job and calls ``handle``
 with each event, in order per job, in the process that owns the writer. The local executor
 runs jobs one after another in this process (the default); another executor may run them
-elsewhere, as long as the events reach ``handle``.
+elsewhere (:mod:`.ray_executor`), as long as the events reach ``handle``. Either way the
+executor reads a job's last checkpoint and hands its bytes to the job, and the job's new
+checkpoints come back as events for the writer.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ganbench.harness.events import Event
-from ganbench.harness.job import Job, JobEnv
+from ganbench.harness.job import Job, JobEnv, saved_checkpoint
 from ganbench.harness.trainer import Outcome
 
 Handle = Callable[[Event], None]
@@ -36,7 +38,8 @@ class LocalExecutor:
     def run(self, jobs: Sequence[Job], handle: Handle) -> list[Outcome]:
         outcomes = []
         for job in jobs:
-            outcomes.append(job.run(self.env, handle))
+            checkpoint = saved_checkpoint(self.env.rundir, job.variant, job.seed)
+            outcomes.append(job.run(self.env, handle, checkpoint))
             if self.env.plan.device.type == "cuda":
                 import torch
 

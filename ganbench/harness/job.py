@@ -3,14 +3,15 @@
 A :class:`Job` is a small picklable value (variant name, seed, the run's resolved options), so
 an executor may run it in another process. What every job of a run shares in one process
 (the data on the device, the held-out classifier, the plugins) is a :class:`JobEnv`. A job
-reports everything through events (:mod:`ganbench.harness.events`); it writes one kind of file
-itself: its own checkpoint.
+reports everything through events (:mod:`ganbench.harness.events`), its checkpoints included,
+and writes no file itself: the executor hands it its last checkpoint's bytes when it starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import math
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ganbench import columns as C
+from ganbench.budget import FLOPS
 from ganbench.config import RESUME_MAY_CHANGE, RunConfig
 from ganbench.data import BatchSource, DatasetSplits
 from ganbench.errors import UsageError, describe
@@ -31,10 +33,11 @@ from ganbench.evaluation.classifier import HeldOutClassifier, WatchedFeatures
 from ganbench.evaluation.fidelity import InceptionWeights, resolve_inception_weights
 from ganbench.evaluation.probing import ProbeOutcome, run_probes
 from ganbench.harness import events as E
+from ganbench.harness.flops import train_step_flops
 from ganbench.harness.grids import sample_grid_png
 from ganbench.harness.plan import Plan
 from ganbench.harness.progress import Progress
-from ganbench.harness.rundir import RunDir, atomic_write
+from ganbench.harness.rundir import RunDir
 from ganbench.harness.seeding import seed_everything
 from ganbench.harness.trainer import LogPoint, Outcome, RunState, Trainer
 from ganbench.probes import ProbeContext
@@ -79,6 +82,28 @@ class JobEnv:
         self.train_images = splits.train_images.to(plan.device)
         self.train_labels = splits.train_labels.to(plan.device)
         self._inception: InceptionWeights | None = None
+        self._step_flops: dict[str, int | None] = {}
+
+    def step_flops(self, name: str) -> int | None:
+        """FLOPs of one training step of variant ``name`` on the run's device (counted once:
+        :mod:`ganbench.harness.flops`); None when the count failed (its job fails the same way)."""
+        if name not in self._step_flops:
+            planned = self.plan.variant(name)
+            # fp32, not compiled: the count is the same whatever --precision and --compile
+            context = VariantContext(
+                self.splits.image_shape,
+                self.splits.num_classes,
+                self.plan.device,
+                WatchedFeatures(self.classifier, self.plan.device),  # its own: the job's records its use
+                planned.spec.conditional,
+            )
+            try:
+                flops = train_step_flops(planned.spec, planned.config, context, self.train_images, self.train_labels)
+            except Exception as exc:
+                log.warning("%s: the FLOPs of its training step could not be counted (%s)", name, describe(exc))
+                flops = None
+            self._step_flops[name] = flops
+        return self._step_flops[name]
 
     def inception_weights(self) -> InceptionWeights:
         """Resolved once per process: a failed download is not retried for every job."""
@@ -159,11 +184,19 @@ class JobEnv:
             C.IMAGES_SEEN: state.images_seen,
             C.TRAIN_SECONDS: state.train_seconds,
             C.CRITIC_STEPS: critic_steps,
+            C.PRECISION: self.plan.config.precision,
+            C.COMPILED: self.plan.config.compile,
             C.STATUS: status,
             C.TRAIN_IMG_PER_S: rate,
             C.PEAK_MEM_MB: state.peak_mem_mb or math.nan,
+            C.TRAIN_FLOPS: self._train_flops(variant, state.step),
             C.NOTE: note,
         }
+
+    def _train_flops(self, variant: str, step: int) -> float:
+        """FLOPs spent by ``step`` steps of a counted variant; NaN for reference rows."""
+        flops = self._step_flops.get(variant)
+        return float(step * flops) if flops is not None else math.nan
 
     def scored_row(self, row: dict[str, Any], result: EvalResult, probes: ProbeOutcome | None = None) -> E.Row:
         """``row`` with the evaluation's (and probes') values, its per-class rows, and NaN
@@ -227,12 +260,13 @@ def run_fingerprint(plan: Plan) -> str:
     return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def load_checkpoint(path: Path, variant: str, seed: int, fingerprint: str) -> dict[str, Any]:
-    """A job's checkpoint, loaded without running any code (``weights_only=True``) and checked
-    to be this job's; anything else is a one-line UsageError naming the file."""
+def load_checkpoint(path: Path, variant: str, seed: int, fingerprint: str, data: bytes | None = None) -> dict[str, Any]:
+    """A job's checkpoint (the file at ``path``, or its contents ``data``), loaded without
+    running any code (``weights_only=True``) and checked to be this job's; anything else is a
+    one-line UsageError naming the file."""
     fix = f"delete it to restart {variant} seed {seed} from the beginning"
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path if data is None else io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UsageError(f"checkpoint {path} is unreadable ({describe(exc)}); {fix}") from None
     job = state.get("job") if isinstance(state, dict) else None
@@ -245,6 +279,13 @@ def load_checkpoint(path: Path, variant: str, seed: int, fingerprint: str) -> di
     if job.get("run") != fingerprint:
         raise UsageError(f"checkpoint {path} was made by a run with other options; {fix}")
     return state
+
+
+def saved_checkpoint(rundir: RunDir, variant: str, seed: int) -> bytes | None:
+    """The contents of a job's checkpoint file, if it has one (read by the executor, on the
+    machine that holds the run directory)."""
+    path = rundir.checkpoint(variant, seed)
+    return path.read_bytes() if path.exists() else None
 
 
 @dataclass
@@ -273,15 +314,15 @@ class Job:
     def label(self) -> str:
         return f"{self.variant} seed {self.seed}"
 
-    def run(self, env: JobEnv, emit: Emit) -> Outcome:
-        """Run to the end of the budget (or from its checkpoint to the end), emitting events;
-        a variant that raises or diverges ends this job only. Ctrl-C ends it as interrupted
-        and propagates."""
+    def run(self, env: JobEnv, emit: Emit, checkpoint: bytes | None = None) -> Outcome:
+        """Run to the end of the budget (or from ``checkpoint``, the contents of its last
+        checkpoint file, to the end), emitting events; a variant that raises or diverges ends
+        this job only. Ctrl-C ends it as interrupted and propagates."""
         planned = env.plan.variant(self.variant)
         spec, seed, config = planned.spec, self.seed, self.config
-        checkpoint = env.rundir.checkpoint(self.variant, seed)
         fingerprint = run_fingerprint(env.plan)
-        saved = load_checkpoint(checkpoint, spec.name, seed, fingerprint) if checkpoint.exists() else None
+        path = env.rundir.checkpoint(self.variant, seed)  # only named in errors: it may be on another machine
+        saved = load_checkpoint(path, spec.name, seed, fingerprint, checkpoint) if checkpoint is not None else None
         history = History(**saved["history"]) if saved else History()
         resumed = RunState(**saved["trainer"]["state"]) if saved else RunState()
         # First: the tables hold exactly this job's history from now on, whatever happens next.
@@ -291,15 +332,24 @@ class Job:
         trainer: Trainer | None = None
         progress = Progress(self.label, config.budget)
         try:
+            step_flops = progress.step_flops = env.step_flops(spec.name)  # once per process; every RNG forked
             seed_everything(seed)
             features = WatchedFeatures(env.classifier, env.plan.device)
             context = VariantContext(
-                env.splits.image_shape, env.splits.num_classes, env.plan.device, features, spec.conditional
+                env.splits.image_shape,
+                env.splits.num_classes,
+                env.plan.device,
+                features,
+                spec.conditional,
+                precision=config.precision,
+                compile=config.compile,
             )
             variant = spec.build(context, planned.config)
             expected = SuperResolutionVariant if spec.task == TASK_SUPER_RESOLUTION else GenerativeVariant
             if not isinstance(variant, expected):
                 raise TypeError(f"{spec.name} builds a {type(variant).__name__}, not a ganbench.{expected.__name__}")
+            if step_flops is None and config.budget.kind == FLOPS:
+                raise RuntimeError(f"a {config.budget} budget needs the FLOPs of a step: counting them failed")
             source = BatchSource(env.train_images, env.train_labels, variant.batch_size, seed)
             built: Variant = variant
 
@@ -347,7 +397,9 @@ class Job:
                     "features_used": features.used,
                     "history": dataclasses.asdict(history),
                 }
-                atomic_write(checkpoint, lambda p: torch.save(state, p))
+                buffer = io.BytesIO()
+                torch.save(state, buffer)
+                emit(E.Checkpoint(spec.name, seed, buffer.getvalue()))
 
             trainer = Trainer(
                 variant,
@@ -358,6 +410,7 @@ class Job:
                 on_log,
                 config.log_every,
                 on_checkpoint if config.checkpoints else None,
+                step_flops,
             )
             if saved is not None:
                 trainer.load_state_dict(saved["trainer"])

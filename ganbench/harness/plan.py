@@ -13,6 +13,7 @@ import torch
 from ganbench.config import RunConfig, default_cache_dir, variant_config
 from ganbench.devices import resolve_device
 from ganbench.errors import UsageError
+from ganbench.fastpath import check_precision
 from ganbench.registry import Registry
 from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, DatasetSpec, MetricSpec, ProbeSpec, VariantSpec
 
@@ -132,6 +133,7 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
     else:
         metrics = tuple(r.spec for r in registry.metrics.values())
     device = resolve_device(config.device)
+    check_precision(config.precision, device)
     run_dir = Path(config.out) if config.out is not None else default_run_dir(config)
     cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
     resolved = config.replace(out=run_dir.absolute(), plugin=tuple(Path(p).resolve() for p in config.plugin))

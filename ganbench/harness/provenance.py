@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import platform
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -68,6 +69,13 @@ def attributes_record(attributes: Attributes | None) -> dict[str, Any] | None:
         "thresholds": None if attributes.thresholds is None else attributes.thresholds.tolist(),
         "train_present": attributes.train.float().mean(0).tolist(),
     }
+
+
+def with_step_flops(record: dict[str, Any], step_flops: Mapping[str, int | None]) -> dict[str, Any]:
+    """``record`` with each variant's FLOPs per training step, ``variants.<name>.train_step_flops``
+    (None where counting failed): what a FLOP budget divides, and what ``train_flops`` multiplies."""
+    variants = {name: {**v, "train_step_flops": step_flops.get(name)} for name, v in record["variants"].items()}
+    return {**record, "variants": variants}
 
 
 def config_record(

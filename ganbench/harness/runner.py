@@ -31,7 +31,7 @@ from ganbench.harness import rundir as R
 from ganbench.harness.executor import Executor, LocalExecutor
 from ganbench.harness.job import Job, JobEnv, load_checkpoint, reference_keys, reference_rows, run_fingerprint
 from ganbench.harness.plan import Plan, plan_run
-from ganbench.harness.provenance import classifier_record, config_record
+from ganbench.harness.provenance import classifier_record, config_record, with_step_flops
 from ganbench.harness.writer import DONE_STATUSES, ResultsWriter, format_summary
 from ganbench.registry import Registry, load_registry
 
@@ -93,7 +93,7 @@ def run(
     config: RunConfig | None = None,
     *,
     registry: Registry | None = None,
-    executor: Executor | None = None,
+    executor: Executor | str | None = None,
     resume: Path | str | None = None,
     report: bool = False,
     **kwargs: Any,
@@ -106,7 +106,10 @@ def run(
     ``resume=RUN_DIR`` continues the run there with the options it was started with (any
     other keyword must agree with them). Running again with the same ``out`` does the same.
     ``report=True`` writes the run's report into ``RUN_DIR/report`` at the end (``--report``).
+    ``executor`` is the option's name (``"local"``, ``"ray"``) or an :class:`Executor` to use.
     """
+    if isinstance(executor, str):  # the option, like any other keyword
+        kwargs["executor"], executor = executor, None
     if resume is not None:
         config = RunConfig.from_mapping({**R.run_options(resume), **kwargs}, source=f"--resume {resume}")
     elif config is None:
@@ -115,6 +118,10 @@ def run(
         config = RunConfig.from_mapping({**config.to_json(), **kwargs})
     registry = registry if registry is not None else load_registry(config.plugin)
     plan = plan_run(config, registry)
+    if config.executor == "ray":
+        from ganbench.harness.ray_executor import require_ray
+
+        require_ray()  # a missing extra is bad input: refused before anything is written
     existing = R.inspect_out(plan.run_dir)  # a foreign folder or other options: refused before any write
     if existing is not None:
         _check_same_run(existing, plan)
@@ -142,13 +149,14 @@ def run(
             path = rundir.checkpoint(job.variant, job.seed)
             if path.exists():
                 load_checkpoint(path, job.variant, job.seed, fingerprint)
+        env = JobEnv(plan, splits, classifier, rundir, attributes, judges)
+        new_record = with_step_flops(new_record, {p.spec.name: env.step_flops(p.spec.name) for p in plan.variants})
         R.atomic_write_text(rundir.config, json.dumps(new_record, indent=2, default=str) + "\n")
         log.info("run directory: %s", plan.run_dir)
         if record is not None:
             done = len(plan.jobs()) - len(jobs)
             log.info("resuming %s: %d of %d jobs done, %d to run", plan.run_dir, done, len(plan.jobs()), len(jobs))
-        env = JobEnv(plan, splits, classifier, rundir, attributes, judges)
-        result = _run_jobs(plan, writer, env, jobs, executor)
+        result = _run_jobs(plan, writer, env, jobs, executor or _executor(env))
     if report:
         from ganbench.report.render import build_report
 
@@ -156,14 +164,22 @@ def run(
     return result
 
 
-def _run_jobs(plan: Plan, writer: ResultsWriter, env: JobEnv, jobs: list[Job], executor: Executor | None) -> RunResult:
+def _executor(env: JobEnv) -> Executor:
+    if env.plan.config.executor == "ray":
+        from ganbench.harness.ray_executor import RayExecutor  # ray is imported only for a Ray run
+
+        return RayExecutor(env)
+    return LocalExecutor(env)
+
+
+def _run_jobs(plan: Plan, writer: ResultsWriter, env: JobEnv, jobs: list[Job], executor: Executor) -> RunResult:
     try:
         for key in reference_keys(plan):
             if not writer.has_row(*key, 0):
                 for event in reference_rows(env):
                     writer.handle(event)
                 break
-        (executor or LocalExecutor(env)).run(jobs, writer.handle)
+        executor.run(jobs, writer.handle)
     except KeyboardInterrupt as exc:
         raise RunInterrupted(plan.run_dir) from exc
     finally:

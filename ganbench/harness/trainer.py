@@ -81,6 +81,7 @@ class Trainer:
         log_every: steps between loss read-backs.
         on_checkpoint: ``on_checkpoint(trainer)`` after each evaluation: the moment the whole
             state (:meth:`state_dict`) is consistent and can be saved.
+        step_flops: FLOPs of one step (:mod:`ganbench.harness.flops`); a FLOP budget needs it.
 
     A trainer restored with :meth:`load_state_dict` continues exactly where the saved one was.
     """
@@ -95,6 +96,7 @@ class Trainer:
         on_log: Callable[[LogPoint], None] = lambda point: None,
         log_every: int = 50,
         on_checkpoint: Callable[[Trainer], None] | None = None,
+        step_flops: int | None = None,
     ) -> None:
         self.variant = variant
         self.source = source
@@ -104,12 +106,14 @@ class Trainer:
         self.on_log = on_log
         self.log_every = log_every
         self.on_checkpoint = on_checkpoint
+        self.step_flops = step_flops
         self.state = RunState()
         self.device = variant.device
 
     def _fraction(self) -> float:
         s = self.state
-        return self.budget.fraction(s.step, s.images_seen, s.train_seconds)
+        flops = s.step * self.step_flops if self.step_flops is not None else None
+        return self.budget.fraction(s.step, s.images_seen, s.train_seconds, flops)
 
     def _measure_memory(self) -> None:
         if self.device.type == "cuda":

@@ -123,6 +123,9 @@ class ResultsWriter:
         elif isinstance(event, E.Artefact):
             atomic_write_bytes(self.rundir.path / event.path, event.data)
             return
+        elif isinstance(event, E.Checkpoint):  # after its evaluation's rows, which are flushed already
+            atomic_write_bytes(self.rundir.checkpoint(event.variant, event.seed), event.data)
+            return
         self.flush()
 
     def _set_table(self, event: E.Table) -> None:
@@ -205,7 +208,7 @@ class ResultsWriter:
         return frame, summary
 
 
-STRING_COLUMNS = (C.VARIANT, C.DATASET, C.STATUS, C.NOTE, C.CLASS_NAME)
+STRING_COLUMNS = (C.VARIANT, C.DATASET, C.STATUS, C.NOTE, C.CLASS_NAME, C.PRECISION)
 
 
 def read_table(path) -> pd.DataFrame:
@@ -248,7 +251,8 @@ def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation over seeds of each variant's last evaluation."""
-    numeric = [c for c in frame.columns if c not in (C.VARIANT, C.DATASET, C.SEED, C.EVAL_INDEX, C.STATUS, C.NOTE)]
+    labels = (C.VARIANT, C.DATASET, C.SEED, C.EVAL_INDEX, C.STATUS, C.NOTE, *C.SETTING_COLUMNS)
+    numeric = [c for c in frame.columns if c not in labels]
     rows = []
     for variant, group in final_rows(frame).groupby(C.VARIANT, sort=False):
         counts = group[C.STATUS].value_counts()
@@ -258,6 +262,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
             C.DATASET: group[C.DATASET].iloc[0],
             "seeds": len(group),
             C.STATUS: status,
+            **{c: group[c].iloc[0] for c in C.SETTING_COLUMNS if c in group},  # one run: one setting
         }
         for column in numeric:
             values = pd.to_numeric(group[column], errors="coerce")

@@ -36,7 +36,7 @@ GROUPS = {
         C.STEER_SUCCESS, C.STEER_GAIN, C.STEER_LEAKAGE, C.STEER_DISENTANGLEMENT, C.STEER_VERIFIED_GAIN,
         C.SWAP_CONSISTENCY, C.PPL_DOMAIN,
     ),
-    "cost": (C.TRAIN_IMG_PER_S, C.GEN_IMG_PER_S, C.PEAK_MEM_MB, C.STEP),
+    "cost": (C.TRAIN_FLOPS, C.TRAIN_IMG_PER_S, C.GEN_IMG_PER_S, C.PEAK_MEM_MB, C.STEP),
 }  # fmt: skip
 LEADERBOARD = tuple(c for group in GROUPS.values() for c in group)
 # Compared variant against variant (pairwise) and run against run (deltas).

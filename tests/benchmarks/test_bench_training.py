@@ -10,9 +10,11 @@ import pytest
 import torch
 from ganbench_plugins.metrics import CLASS_JUDGEMENT, DOMAIN_FIDELITY
 
+from ganbench.config import variant_config
 from ganbench.evaluation import Evaluation, generate_samples, run_metrics
 from ganbench.evaluation.fidelity import InceptionWeights
-from ganbench.testing import batch_source, build_variant
+from ganbench.testing import batch_source, build_variant, resolve_spec
+from ganbench.variant import VariantContext
 
 STEPS_PER_ROUND = 10
 pytestmark = pytest.mark.slow  # timed with --benchmark-enable; smoke tests otherwise
@@ -31,6 +33,25 @@ def test_train_steps(benchmark, name, fashion):
         return losses
 
     losses = benchmark.pedantic(steps, rounds=5, warmup_rounds=1)  # runs once under --benchmark-disable
+    assert torch.isfinite(torch.stack(list(losses.values()))).all()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_train_steps_by_precision(benchmark, precision, fashion):
+    """dcgan, one round = 10 training steps of batch 64, under --precision (bf16: autocast)."""
+    spec = resolve_spec("dcgan")
+    torch.manual_seed(0)
+    context = VariantContext(fashion.image_shape, fashion.num_classes, torch.device("cpu"), precision=precision)
+    v = spec.build(context, variant_config("dcgan", spec.config, {}))
+    source = batch_source(v, fashion)
+    v.train(True)
+
+    def steps():
+        for _ in range(STEPS_PER_ROUND):
+            losses = v.train_step(source)
+        return losses
+
+    losses = benchmark.pedantic(steps, rounds=5, warmup_rounds=1)
     assert torch.isfinite(torch.stack(list(losses.values()))).all()
 
 

@@ -116,7 +116,8 @@ def test_report_html_opens_in_a_real_browser_with_every_image_and_no_request(rea
         board_rows = page.evaluate(
             """() => {
                 const h = [...document.querySelectorAll('h2')].find(h => h.textContent === 'Leaderboard');
-                return [...h.parentElement.querySelectorAll('table tbody tr')].map(r => r.cells[0].textContent);
+                const first = h.parentElement.querySelector('table');  // the quality group
+                return [...first.querySelectorAll('tbody tr')].map(r => r.cells[0].textContent);
             }"""
         )
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
@@ -190,3 +191,13 @@ def test_the_report_command_and_run_report(real_run, tmp_path, ganbench_cli):
 def test_run_with_report_writes_it_at_the_end(run_kwargs):
     result = ganbench.run(variants="cgan", report=True, **{**run_kwargs, "budget": "4steps", "evals": 1})
     assert (result.run_dir / "report" / "report.html").is_file() and (result.run_dir / "report" / "report.md").is_file()
+
+
+def test_train_flops_is_shown_among_the_costs(synthetic_run, tmp_path):
+    run = synthetic_run(variants=2, seeds=2, evals=2, name="flops")
+    metrics = pd.read_csv(run / "metrics.csv")
+    metrics[C.TRAIN_FLOPS] = metrics[C.STEP] * 9.4e9
+    metrics.to_csv(run / "metrics.csv", index=False)
+    md = build_report(run, tmp_path / "out", ["md"])["md"].read_text()
+    quality, cost = md_tables(section(md, "Leaderboard"))
+    assert "train_flops" in cost[0] and not any(c.startswith("train_flops") for c in quality[0])

@@ -1,0 +1,58 @@
+"""The fast domain metrics equal torch-fidelity's own feature-to-metric functions."""
+
+import pytest
+import torch
+
+from ganbench.evaluation import cache, fast_fidelity
+from ganbench.evaluation.fidelity import classifier_reference, domain_metrics, torch_fidelity_domain_metrics
+
+COLUMNS = ("fid_domain", "kid_domain", "precision_domain", "recall_domain")
+REAL_NAME = "fashion-mnist-test-3000"
+
+
+@pytest.fixture(scope="module")
+def generated(classifier, fashion):
+    """Features of noisy training images: near the test split, not on it (precision/recall in (0, 1))."""
+    noise = torch.randn(1200, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 40
+    images = (fashion.train_images[:1200].float() + noise).clamp(0, 255).round().to(torch.uint8)
+    return classifier.features(images)
+
+
+@pytest.fixture(scope="module")
+def values(classifier, fashion, generated, tmp_path_factory):
+    """Ours with an empty cache, ours with the cache it left, and torch-fidelity's."""
+    cache_dir, real = tmp_path_factory.mktemp("fast"), fashion.test_images[:3000]
+    cold = domain_metrics(classifier, generated, real, REAL_NAME, cache_dir)
+    warm = domain_metrics(classifier, generated, real, REAL_NAME, cache_dir)
+    real_features = classifier_reference(classifier, real, REAL_NAME, cache_dir)["features"]
+    return {"cold": cold, "warm": warm, "reference": torch_fidelity_domain_metrics(generated, real_features)}
+
+
+@pytest.mark.parametrize("column", COLUMNS)
+@pytest.mark.parametrize("cache_state", ["cold", "warm"])
+def test_metric_equals_torch_fidelity(values, column, cache_state):
+    reference = values["reference"][column]
+    assert 0 < reference < (1 if "precision" in column or "recall" in column else float("inf"))
+    assert values[cache_state][column] == pytest.approx(reference, rel=1e-6)
+
+
+def test_real_side_is_cached_per_sample_count(classifier, fashion, generated, tmp_path):
+    real = fashion.test_images[:3000]
+    for n in (1100, 1200):
+        domain_metrics(classifier, generated[:n], real, REAL_NAME, tmp_path)
+    for n in (1100, 1200):
+        side = cache.safe_load(cache.cache_path(tmp_path, f"{REAL_NAME}-{classifier.name}-n{n}"))
+        assert side["identity"]["samples"] == n and side["tensors"]["prc_radii"].shape == (n,)
+
+
+def test_cpu_needs_no_device_context():
+    assert fast_fidelity.device_context(torch.device("cpu")).__class__.__name__ == "nullcontext"
+
+
+def test_cuda_n_makes_device_n_current():
+    # entering it needs a GPU; which device it selects is known without one
+    assert fast_fidelity.device_context(torch.device("cuda:1")).idx == 1
+
+
+def test_indexless_cuda_keeps_the_current_device():
+    assert fast_fidelity.device_context(torch.device("cuda")).__class__.__name__ == "nullcontext"
