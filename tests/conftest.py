@@ -11,6 +11,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,23 @@ def fixtures_dir() -> Path:
 def ganbench_command() -> list[str]:
     """The argv prefix that runs the installed ``ganbench`` command (for Popen and the like)."""
     return list(GANBENCH)
+
+
+@pytest.fixture(scope="session")
+def start_interruptible(ganbench_command):
+    """Starts ``ganbench ARGS`` in the background as a terminal would, so that a test's SIGINT
+    is a user's Ctrl-C: SIGINT back at its default in the child (a suite launched with ``&``
+    from a script inherits it ignored, and Python then installs no KeyboardInterrupt)."""
+
+    def start(*args) -> subprocess.Popen:
+        return subprocess.Popen(
+            [*ganbench_command, *map(str, args)],
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+
+    return start
 
 
 @pytest.fixture

@@ -218,12 +218,12 @@ def test_a_relative_plugin_path_in_config_json_works_from_another_folder(tmp_pat
 
 
 @pytest.mark.slow
-def test_ctrl_c_exits_130_keeps_the_rows_and_the_run_resumes(tmp_path, cache_dir, ganbench_command, ganbench):
+def test_ctrl_c_exits_130_keeps_the_rows_and_the_run_resumes(tmp_path, cache_dir, start_interruptible, ganbench):
     out = tmp_path / "run"
     args = ["run", "--variants", "cgan", "--budget", "400steps", "--evals", "4", "--eval-samples", "100",
             "--metrics", "class-consistency", "--device", "cpu", "--no-download", "--cache-dir", str(cache_dir),
             "--out", str(out)]  # fmt: skip
-    process = subprocess.Popen([*ganbench_command, *args], stderr=subprocess.PIPE, text=True)
+    process = start_interruptible(*args)
     deadline = time.monotonic() + 300
     while not (out / "metrics.csv").exists() or len(pd.read_csv(out / "metrics.csv")) < 2:  # the first evaluation
         assert process.poll() is None and time.monotonic() < deadline

@@ -23,7 +23,11 @@ pytestmark = pytest.mark.slow  # timed with --benchmark-enable; smoke tests othe
 @pytest.mark.parametrize("name", ["dcgan", "cgan", "acgan", "wgan", "wgan-gp", "cgan-wgangp", "srgan"])
 def test_train_steps(benchmark, name, fashion):
     """One round = 10 training steps of batch 64 (640 real images; 3200 for the 5-critic-step WGANs)."""
-    v = build_variant(name, fashion)
+    time_train_steps(benchmark, build_variant(name, fashion), fashion)
+
+
+def time_train_steps(benchmark, v, fashion):
+    """Time rounds of STEPS_PER_ROUND training steps of ``v``; its losses must stay finite."""
     source = batch_source(v, fashion)
     v.train(True)
 
@@ -42,17 +46,7 @@ def test_train_steps_by_precision(benchmark, precision, fashion):
     spec = resolve_spec("dcgan")
     torch.manual_seed(0)
     context = VariantContext(fashion.image_shape, fashion.num_classes, torch.device("cpu"), precision=precision)
-    v = spec.build(context, variant_config("dcgan", spec.config, {}))
-    source = batch_source(v, fashion)
-    v.train(True)
-
-    def steps():
-        for _ in range(STEPS_PER_ROUND):
-            losses = v.train_step(source)
-        return losses
-
-    losses = benchmark.pedantic(steps, rounds=5, warmup_rounds=1)
-    assert torch.isfinite(torch.stack(list(losses.values()))).all()
+    time_train_steps(benchmark, spec.build(context, variant_config("dcgan", spec.config, {})), fashion)
 
 
 def test_evaluation_of_10k_samples(benchmark, fashion, classifier, cache_dir):

@@ -4,7 +4,6 @@ missing Ray is one line of bad input."""
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -89,12 +88,14 @@ def test_a_killed_worker_fails_its_job_only_and_resume_completes_it(
 
 
 @pytest.mark.slow
-def test_ctrl_c_cancels_the_ray_tasks_and_records_the_running_jobs_interrupted(tmp_path, cache_dir, ganbench_command):
+def test_ctrl_c_cancels_the_ray_tasks_and_records_the_running_jobs_interrupted(
+    tmp_path, cache_dir, start_interruptible
+):
     out = tmp_path / "run"
     args = ["run", "--variants", "dcgan,cgan", "--budget", "2000steps", "--evals", "200", "--eval-samples", "100",
             "--metrics", "class-consistency", "--device", "cpu", "--no-download", "--cache-dir", str(cache_dir),
             "--executor", "ray", "--out", str(out)]  # fmt: skip
-    process = subprocess.Popen([*ganbench_command, *args], stderr=subprocess.PIPE, text=True)
+    process = start_interruptible(*args)
     try:  # interrupted once both jobs have written a row (an evaluation every 10 steps)
         deadline = time.monotonic() + 300
         while not (out / METRICS_CSV).exists() or not {"dcgan", "cgan"} <= set(pd.read_csv(out / METRICS_CSV).variant):
