@@ -84,19 +84,28 @@ class JobEnv:
         self._inception: InceptionWeights | None = None
         self._step_flops: dict[str, int | None] = {}
 
+    def variant_context(
+        self, conditional: bool, features: WatchedFeatures, precision: str, compile: bool
+    ) -> VariantContext:
+        """What a variant is built with in this run: the data's shape, the device, the features."""
+        return VariantContext(
+            self.splits.image_shape,
+            self.splits.num_classes,
+            self.plan.device,
+            features,
+            conditional,
+            precision=precision,
+            compile=compile,
+        )
+
     def step_flops(self, name: str) -> int | None:
         """FLOPs of one training step of variant ``name`` on the run's device (counted once:
         :mod:`ganbench.harness.flops`); None when the count failed (its job fails the same way)."""
         if name not in self._step_flops:
             planned = self.plan.variant(name)
             # fp32, not compiled: the count is the same whatever --precision and --compile
-            context = VariantContext(
-                self.splits.image_shape,
-                self.splits.num_classes,
-                self.plan.device,
-                WatchedFeatures(self.classifier, self.plan.device),  # its own: the job's records its use
-                planned.spec.conditional,
-            )
+            features = WatchedFeatures(self.classifier, self.plan.device)  # its own: the job's records its use
+            context = self.variant_context(planned.spec.conditional, features, "fp32", False)
             try:
                 flops = train_step_flops(planned.spec, planned.config, context, self.train_images, self.train_labels)
             except Exception as exc:
@@ -335,15 +344,7 @@ class Job:
             step_flops = progress.step_flops = env.step_flops(spec.name)  # once per process; every RNG forked
             seed_everything(seed)
             features = WatchedFeatures(env.classifier, env.plan.device)
-            context = VariantContext(
-                env.splits.image_shape,
-                env.splits.num_classes,
-                env.plan.device,
-                features,
-                spec.conditional,
-                precision=config.precision,
-                compile=config.compile,
-            )
+            context = env.variant_context(spec.conditional, features, config.precision, config.compile)
             variant = spec.build(context, planned.config)
             expected = SuperResolutionVariant if spec.task == TASK_SUPER_RESOLUTION else GenerativeVariant
             if not isinstance(variant, expected):
@@ -438,11 +439,15 @@ class Job:
         return outcome
 
     def _stop(self, env: JobEnv, emit: Emit, outcome: Outcome, variant: Variant | None) -> None:
+        critic_steps = variant.critic_steps if variant is not None else 0
+        self.stop(env, emit, outcome, critic_steps)
+
+    def stop(self, env: JobEnv, emit: Emit, outcome: Outcome, critic_steps: int) -> None:
         """The row of a job that ended without its final evaluation (the next eval_index, no
-        metrics, the status and why), then its end."""
+        metrics, the status and why), then its end. An executor whose job could not say it
+        (its worker died) records it the same way."""
         s = outcome.state
         stopped = dataclasses.replace(s, eval_index=s.eval_index + 1)
-        critic_steps = variant.critic_steps if variant is not None else 0
         emit(E.Row(env.row(self.variant, self.seed, stopped, outcome.status, critic_steps, outcome.note)))
         emit(E.JobEnded(self.variant, self.seed, outcome.status, outcome.note, s.step, s.eval_index))
 

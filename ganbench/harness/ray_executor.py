@@ -196,11 +196,12 @@ class _Tracked:
                 path, fingerprint = env.rundir.checkpoint(job.variant, job.seed), run_fingerprint(env.plan)
                 state = load_checkpoint(path, job.variant, job.seed, fingerprint, saved)["trainer"]["state"]
                 self.state = RunState(**state)
-        s = self.state
-        stopped = dataclasses.replace(s, eval_index=s.eval_index + 1)
-        handle(E.Row(env.row(job.variant, job.seed, stopped, status, self.critic_steps, note)))
-        self.see(E.JobEnded(job.variant, job.seed, status, note, s.step, s.eval_index))
-        handle(self.ended)  # type: ignore[arg-type]
+
+        def emit(event: E.Event) -> None:
+            self.see(event)
+            handle(event)
+
+        job.stop(env, emit, Outcome(status, note, self.state), self.critic_steps)
 
     def outcome(self) -> Outcome:
         assert self.ended is not None

@@ -1,12 +1,15 @@
 """The fast domain metrics equal torch-fidelity's own feature-to-metric functions."""
 
+import math
+
 import pytest
 import torch
 
+from ganbench import columns as C
 from ganbench.evaluation import cache, fast_fidelity
 from ganbench.evaluation.fidelity import classifier_reference, domain_metrics, torch_fidelity_domain_metrics
 
-COLUMNS = ("fid_domain", "kid_domain", "precision_domain", "recall_domain")
+COLUMNS = (C.FID_DOMAIN, C.KID_DOMAIN, C.PRECISION_DOMAIN, C.RECALL_DOMAIN)
 REAL_NAME = "fashion-mnist-test-3000"
 
 
@@ -32,7 +35,8 @@ def values(classifier, fashion, generated, tmp_path_factory):
 @pytest.mark.parametrize("cache_state", ["cold", "warm"])
 def test_metric_equals_torch_fidelity(values, column, cache_state):
     reference = values["reference"][column]
-    assert 0 < reference < (1 if "precision" in column or "recall" in column else float("inf"))
+    upper = 1 if column in (C.PRECISION_DOMAIN, C.RECALL_DOMAIN) else math.inf  # fractions; distances are unbounded
+    assert 0 < reference < upper  # the samples are neither identical to the real ones nor disjoint from them
     assert values[cache_state][column] == pytest.approx(reference, rel=1e-6)
 
 
