@@ -14,7 +14,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ganbench.hookspecs import hookimpl
-from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, DatasetSpec, MetricSpec, ProbeSpec, VariantSpec
+from ganbench.specs import (
+    HIGHER,
+    LOWER,
+    NEITHER,
+    TASK_GENERATION,
+    TASK_SUPER_RESOLUTION,
+    DatasetSpec,
+    MetricSpec,
+    ProbeSpec,
+    VariantSpec,
+)
 
 __version__ = "0.1.0"
 
@@ -43,6 +53,9 @@ __all__ = [
     "hookimpl",
     "TASK_GENERATION",
     "TASK_SUPER_RESOLUTION",
+    "HIGHER",
+    "LOWER",
+    "NEITHER",
     "DatasetSpec",
     "MetricSpec",
     "ProbeSpec",

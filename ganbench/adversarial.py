@@ -17,6 +17,7 @@ from torch import nn
 
 from ganbench.conditioning import ImageConditioning, LatentConditioning
 from ganbench.data import Batch, BatchSource
+from ganbench.hparams import AtLeast, BatchSize, Choice, Interval, LogUniform, Positive, Uniform, hparam
 from ganbench.losses import GANLoss
 from ganbench.networks import ConditionalGenerator, DCGANGenerator, DCGANTrunk, Discriminator, dcgan_init
 from ganbench.variant import GenerativeVariant, VariantContext, frozen
@@ -28,19 +29,29 @@ Penalty = Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, torch.
 Constraint = Callable[[nn.Module], None]
 
 
+# Adam's betas: torch accepts 0 <= beta < 1.
+BETA = Interval(0, 1, include_high=False)
+
+
 @dataclass(frozen=True)
 class GANConfig:
     """Hyperparameters shared by the DCGAN-family variants (Radford et al. 2016 defaults;
-    batch 64 as in Lucic et al. 2018, so that all built-ins consume data at the same rate)."""
+    batch 64 as in Lucic et al. 2018, so that all built-ins consume data at the same rate).
 
-    z_dim: int = 100
-    batch_size: int = 64
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    g_width: int = 64
-    d_width: int = 64
+    Search ranges: the wide ranges of Lucic et al. 2018 (their compare_gan code's): learning
+    rates log-uniform in [1e-5, 1e-2), Adam's beta1 uniform in [0, 1); beta2, which compare_gan
+    leaves at Adam's 0.999, is a choice of 0.9 (WGAN-GP's) or 0.999 (Adam's default), the two
+    values GAN papers use.
+    """
+
+    z_dim: int = hparam(100, valid=AtLeast(1))
+    batch_size: int = hparam(64, valid=BatchSize())
+    lr_g: float = hparam(2e-4, search=LogUniform(1e-5, 1e-2), valid=Positive())
+    lr_d: float = hparam(2e-4, search=LogUniform(1e-5, 1e-2), valid=Positive())
+    beta1: float = hparam(0.5, search=Uniform(0, 1), valid=BETA)
+    beta2: float = hparam(0.999, search=Choice(0.9, 0.999), valid=BETA)
+    g_width: int = hparam(64, valid=AtLeast(1))
+    d_width: int = hparam(64, valid=AtLeast(1))
 
 
 class AdversarialVariant(GenerativeVariant):

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ganbench import columns as C
-from ganbench.config import DEFAULT_BUDGET, RunConfig, load_config_file, parse_set
+from ganbench.config import DEFAULT_BUDGET, RunConfig, load_config_file, parse_search, parse_set
 from ganbench.errors import UsageError, describe
 
 log = logging.getLogger("ganbench")
@@ -68,6 +68,13 @@ def cli(verbose: int, quiet: bool) -> None:
     multiple=True,
     metavar="NAME.KEY=VALUE",
     help="Override a variant's hyperparameter or a probe's option, e.g. cgan.lr_g=1e-4 (repeatable).",
+)
+@click.option(
+    "--search",
+    multiple=True,
+    metavar="VARIANT.KEY=RANGE",
+    help="Narrow, widen or add a hyperparameter's search range: log(LOW,HIGH), uniform(LOW,HIGH), int(LOW,HIGH) "
+    "or choice(A,B,...), e.g. dcgan.lr_g=log(1e-4,1e-3) (repeatable; see `ganbench list`).",
 )
 @click.option(
     "--config",
@@ -128,6 +135,12 @@ def cli(verbose: int, quiet: bool) -> None:
     help="torch.compile the variants' networks (slow to start; for long GPU runs) [default: no].",
 )
 @click.option(
+    "--resample/--no-resample",
+    default=None,
+    help="Score each generator's final evaluation again on an independent sampling seed (sampling.csv) "
+    "[default: no].",
+)
+@click.option(
     "--report",
     "write_report",
     is_flag=True,
@@ -138,11 +151,13 @@ def cli(verbose: int, quiet: bool) -> None:
     type=click.Path(path_type=Path),
     metavar="RUN_DIR",
     help="Continue the run in RUN_DIR with its own options: finished jobs are kept, the others continue "
-    "from their last checkpoint. Running the same command with the same --out does the same.",
+    "from their last checkpoint. Running the same command with the same --out does the same. With --seeds, "
+    "add seeds to the run (a superset of its seeds): only the new jobs train.",
 )
 def run(
     config_file: Path | None,
     set_: tuple[str, ...],
+    search: tuple[str, ...],
     plugin: tuple[Path, ...],
     resume: Path | None,
     write_report: bool,
@@ -172,6 +187,11 @@ def run(
         for variant, table in parse_set(set_).items():
             merged.setdefault(variant, {}).update(table)
         values["set"] = merged
+    if search:
+        ranges = parse_search(values.get("search", {}))
+        for variant, table in parse_search(search).items():
+            ranges.setdefault(variant, {}).update(table)
+        values["search"] = ranges
     if plugin:
         values["plugin"] = [*(values.get("plugin") or []), *plugin]
     values.update({k: v for k, v in options.items() if v is not None})
@@ -244,6 +264,13 @@ def list_(plugin: tuple[Path, ...]) -> None:
         "Variants",
         [
             (name, r.spec.task + (", conditional" if r.spec.conditional else ""), f"[{r.plugin}]", r.spec.description)
+            for name, r in sorted(registry.variants.items())
+        ],
+    )
+    table(
+        "Search spaces (--search VARIANT.KEY=RANGE narrows or widens one)",
+        [
+            (name, " ".join(f"{key}={search.text}" for key, search in r.spec.search_space.items()) or "(none)")
             for name, r in sorted(registry.variants.items())
         ],
     )

@@ -54,10 +54,19 @@ GEN_IMG_PER_S = "gen_img_per_s"
 PEAK_MEM_MB = "peak_mem_mb"
 EVAL_SECONDS = "eval_seconds"
 PROBE_SECONDS = "probe_seconds"
+# --compile: seconds of the warm-up step that compiles the networks before the budget's clock
+# starts (not in train_seconds; summed over a job's resumes); NaN without --compile.
+COMPILE_SECONDS = "compile_seconds"
 
 # Per-class table.
 CLASS_INDEX = "class_index"
 CLASS_NAME = "class_name"
+
+# Sampling table (sampling.csv, --resample): a job's final generator scored on two independent
+# draws of latents. DRAW 0 is the main evaluation (its values are metrics.csv's final row),
+# DRAW 1 the resample; SAMPLING_SEED seeds the latents of each draw.
+DRAW = "draw"
+SAMPLING_SEED = "sampling_seed"
 
 # Values of STATUS.
 STATUS_OK = "ok"
@@ -87,12 +96,17 @@ STEER_PLAIN_COLUMNS = (
     STEER_PLAIN_VERIFIED_GAIN, STEER_PLAIN_LATENT_DISTANCE,
 )  # fmt: skip
 PROBE_COLUMNS = (*STEER_COLUMNS, *STEER_PLAIN_COLUMNS, SWAP_CONSISTENCY, PPL_DOMAIN)
-COST_COLUMNS = (TRAIN_FLOPS, TRAIN_IMG_PER_S, GEN_IMG_PER_S, PEAK_MEM_MB, EVAL_SECONDS, PROBE_SECONDS)
+COST_COLUMNS = (TRAIN_FLOPS, TRAIN_IMG_PER_S, GEN_IMG_PER_S, PEAK_MEM_MB, EVAL_SECONDS, PROBE_SECONDS, COMPILE_SECONDS)
 # Columns that measure the machine rather than the model: they differ between identical runs.
-TIMING_COLUMNS = (TRAIN_SECONDS, TRAIN_IMG_PER_S, GEN_IMG_PER_S, PEAK_MEM_MB, EVAL_SECONDS, PROBE_SECONDS)
+TIMING_COLUMNS = (
+    TRAIN_SECONDS, TRAIN_IMG_PER_S, GEN_IMG_PER_S, PEAK_MEM_MB, EVAL_SECONDS, PROBE_SECONDS, COMPILE_SECONDS,
+)  # fmt: skip
 # Which way is better, for reports: lower for these, higher for the columns in HIGHER_IS_BETTER;
 # the rest (ids, times, train_flops: the compute given, steer_*latent_distance: how far steering
-# moved, neither good nor bad in itself, and a plugin's own columns) have no direction.
+# moved, neither good nor bad in itself) have no direction. A metric's or probe's column takes its
+# direction from its spec's ``directions`` (the built-in plugins declare these same ones; a test
+# keeps them equal), recorded in each run's config.json; these sets give the host's own columns
+# (cost) their direction, and every column of a run written before that record existed.
 LOWER_IS_BETTER = frozenset(
     {FID_DOMAIN, KID_DOMAIN, FID_INCEPTION, STEER_LEAKAGE, STEER_PLAIN_LEAKAGE, PPL_DOMAIN, PEAK_MEM_MB}
 )

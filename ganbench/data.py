@@ -19,7 +19,8 @@ class DataRequest:
     """Where a dataset's ``load`` should look.
 
     Attributes:
-        data_dir: ``--data-dir``, when given; tried first.
+        data_dir: ``--data-dir``, when given: the only place to look. A built-in dataset uses
+            it or refuses it (UsageError naming what it lacks), never another copy instead.
         download: whether a download is allowed when no local copy is found.
         cache_dir: where a download may be stored.
     """

@@ -7,11 +7,18 @@ is a no-op, so a default run computes exactly what it computed before the fast p
 from __future__ import annotations
 
 import contextlib
+import copy
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from ganbench.data import BatchSource
 from ganbench.errors import UsageError
+from ganbench.harness.seeding import capture_rng, restore_rng
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ganbench.variant import Variant
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16}
 
@@ -45,3 +52,43 @@ def accelerate(module: nn.Module, device: torch.device, precision: str, compile:
     if compile:
         module.compile()
     return module
+
+
+def warm_up(variant: Variant, source: BatchSource) -> None:
+    """Run one ``train_step`` of ``variant`` so that its compiled networks compile now, before
+    the budget's clock starts, and leave everything as it was: what the job computes afterwards
+    is what it would have computed without the warm-up.
+
+    The step draws from a throwaway batch source over ``source``'s images (the job's batches
+    are not consumed), with every global RNG captured before and restored after; the
+    optimisers' ``step`` does nothing meanwhile, so their state is untouched; and the variant's
+    checkpoint state (``state_dict()``: the networks' parameters and buffers, such as batch-norm
+    statistics and weights a constraint such as clipping changes in place, and whatever else a
+    variant saves there) and the gradients are restored after. It runs on the real networks, in
+    place: a compiled module's graphs are tied to it, so a copy would not warm it up.
+    """
+    saved = copy.deepcopy(variant.state_dict())
+    params = [p for net in variant.networks().values() for p in net.parameters()]
+    grads = [p.grad for p in params]
+    optimizers = list(variant.optimizers().values())
+    patched = [opt.__dict__.get("step") for opt in optimizers]  # an instance attribute (an LR scheduler's)
+    rng = capture_rng()
+    throwaway = BatchSource(source.images, source.labels, source.batch_size, seed=0)
+    try:
+        for opt in optimizers:
+            opt.step = _no_step  # type: ignore[method-assign]
+        variant.train_step(throwaway)
+    finally:
+        for opt, step in zip(optimizers, patched):
+            if step is None:
+                del opt.step
+            else:
+                opt.step = step  # type: ignore[method-assign]
+        variant.load_state_dict(saved)  # in place: the networks stay the compiled modules they are
+        for p, grad in zip(params, grads):
+            p.grad = grad
+        restore_rng(rng)
+
+
+def _no_step(*args: object, **kwargs: object) -> None:
+    return None

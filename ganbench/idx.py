@@ -1,9 +1,11 @@
 """IDX image datasets (the MNIST family): reading the files, and finding them.
 
-Data is looked for, in order: ``--data-dir``; ``$GANBENCH_DATA``; the Debian dataset path
-(``/usr/share/datasets/<name>``, package ``dataset-fashion-mnist``); the ganbench cache;
-then torchvision's download into the cache. Each directory may hold the IDX files directly,
-a ``<name>/`` subdirectory, or torchvision's ``<Class>/raw/`` layout; files may be gzipped.
+An explicit ``--data-dir`` is the only place looked: it is used, or refused in one line naming
+what it lacks, never replaced by another copy. Without it, data is looked for, in order:
+``$GANBENCH_DATA``; the Debian dataset path (``/usr/share/datasets/<name>``, package
+``dataset-fashion-mnist``); the ganbench cache; then torchvision's download into the cache.
+Each directory may hold the IDX files directly, a ``<name>/`` subdirectory, or torchvision's
+``<Class>/raw/`` layout; files may be gzipped.
 """
 
 from __future__ import annotations
@@ -108,12 +110,41 @@ def _idx_path(directory: Path, stem: str) -> Path | None:
     return None
 
 
+def _layouts(root: Path, name: str, torchvision_folder: str) -> tuple[Path, ...]:
+    return (root, root / name, root / torchvision_folder / "raw")
+
+
 def find_idx_dir(root: Path, name: str, torchvision_folder: str) -> Path | None:
     """The directory under ``root`` that holds all four IDX files of the dataset, if any."""
-    for directory in (root, root / name, root / torchvision_folder / "raw"):
+    for directory in _layouts(root, name, torchvision_folder):
         if all(_idx_path(directory, stem) for stem in IDX_FILES.values()):
             return directory
     return None
+
+
+def what_is_missing(root: Path, name: str, torchvision_folder: str) -> str:
+    """Why ``root`` holds no complete copy, in a few words: it does not exist, is a file,
+    holds none of the four IDX files, or which of them the fullest of its layouts lacks."""
+    if not root.exists():
+        return "does not exist"
+    if not root.is_dir():
+        return "is not a directory"
+    layouts = _layouts(root, name, torchvision_folder)
+    held = {d: [stem for stem in IDX_FILES.values() if _idx_path(d, stem)] for d in layouts}
+    directory = max(held, key=lambda d: len(held[d]))  # the first of the fullest
+    if not held[directory]:
+        return f"holds none of the four {name} IDX files"
+    missing = [stem for stem in IDX_FILES.values() if stem not in held[directory]]
+    where = "" if directory == root else f" in {directory.relative_to(root)}/"
+    return f"holds {len(held[directory])} of the four {name} IDX files{where} (missing {', '.join(missing)})"
+
+
+def accepted_layouts(name: str, torchvision_folder: str) -> str:
+    """What a data directory must hold, for messages."""
+    return (
+        f"a directory holding the four {name} IDX files ({', '.join(IDX_FILES.values())}, each may be .gz) "
+        f"directly, in {name}/ or in {torchvision_folder}/raw/"
+    )
 
 
 def read_splits(directory: Path, name: str, class_names: tuple[str, ...], source: str) -> DatasetSplits:
@@ -143,15 +174,27 @@ def read_splits(directory: Path, name: str, class_names: tuple[str, ...], source
 def locate(
     request: DataRequest, name: str, torchvision_folder: str, environ: dict[str, str] | None = None
 ) -> tuple[Path, str]:
-    """Find the dataset's IDX files along the documented chain; download as the last resort.
+    """Find the dataset's IDX files: ``--data-dir`` alone when given, else along the documented
+    chain, with a download as the last resort.
 
-    Returns the directory and a description of where it was found. Raises UsageError with
-    every place tried and how to fix it when the data is nowhere.
+    Returns the directory and a description of where it was found. Raises UsageError (one
+    line) for a ``--data-dir`` without the four files, naming what it lacks and what is
+    accepted; without one, with every place tried and how to fix it when the data is nowhere.
     """
+    if request.data_dir is not None:
+        root = Path(request.data_dir).expanduser()
+        found = find_idx_dir(root, name, torchvision_folder)
+        if found is not None:
+            return found, f"--data-dir {found}"
+        raise UsageError(
+            f"--data-dir {root} {what_is_missing(root, name, torchvision_folder)}; "
+            f"accepted: {accepted_layouts(name, torchvision_folder)}; "
+            f"without --data-dir, ganbench looks in ${DATA_ENV}, the Debian dataset path and its cache"
+        )
     env = os.environ if environ is None else environ
     tried: list[str] = []
     places: list[tuple[str, Path | None]] = [
-        ("--data-dir", request.data_dir),
+        ("--data-dir", None),
         (f"${DATA_ENV}", Path(env[DATA_ENV]) if env.get(DATA_ENV) else None),
         ("Debian dataset path", DEBIAN_ROOT / name),
         ("ganbench cache", request.cache_dir / "data"),
@@ -160,12 +203,14 @@ def locate(
         if root is None:
             tried.append(f"{label} (not set)")
             continue
-        found = find_idx_dir(Path(root).expanduser(), name, torchvision_folder)
+        root = Path(root).expanduser()
+        found = find_idx_dir(root, name, torchvision_folder)
         if found is not None:
             return found, f"{label} {found}"
-        tried.append(f"{label} {root} (no {name} IDX files)")
-        if label in ("--data-dir", f"${DATA_ENV}"):
-            log.warning("%s %s holds no %s IDX files; looking further", label, root, name)
+        missing = what_is_missing(root, name, torchvision_folder)
+        tried.append(f"{label} {root} ({missing})")
+        if label == f"${DATA_ENV}":
+            log.warning("%s %s %s; looking further", label, root, missing)
     if request.download:
         root = request.cache_dir / "data"
         try:

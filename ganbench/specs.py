@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from ganbench.hparams import Range, check_declarations, search_space
 
 TASK_GENERATION = "generation"
 TASK_SUPER_RESOLUTION = "super-resolution"
@@ -18,6 +20,12 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 COLUMN_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 # The run directory's own tables: no probe may write one of these.
 RESERVED_TABLES = ("metrics", "summary", "per_class", "train_log", "jobs", "config")
+# Which way a metric's or probe's column is better (its ``directions``): a report marks the best
+# value, compares variants and decides between them only on a column with a direction.
+HIGHER = "higher"
+LOWER = "lower"
+NEITHER = "neither"
+DIRECTIONS = (HIGHER, LOWER, NEITHER)
 
 
 @dataclass(frozen=True)
@@ -33,7 +41,9 @@ class VariantSpec:
         name: lowercase, hyphen-separated (``wgan-gp``); what ``--variants`` takes.
         build: ``build(context, config) -> Variant``; usually the Variant subclass itself.
         config: a dataclass type whose fields are the variant's hyperparameters with the
-            defaults of its paper; ``--set NAME.FIELD=VALUE`` overrides a field.
+            defaults of its paper; ``--set NAME.FIELD=VALUE`` overrides a field. Fields
+            declared with :func:`ganbench.hparams.hparam` carry their search range and valid
+            values (see :attr:`search_space`).
         task: ``"generation"`` or ``"super-resolution"``; picks the metrics and evaluation.
         conditional: whether the generator takes class labels (class_consistency is NaN
             for unconditional variants).
@@ -52,6 +62,12 @@ class VariantSpec:
     def make_config(self, overrides: dict[str, Any] | None = None) -> Any:
         """The config dataclass with ``overrides`` (already typed) applied."""
         return self.config(**(overrides or {}))
+
+    @property
+    def search_space(self) -> dict[str, Range]:
+        """``{field: Range}``: the search range each hyperparameter of ``config`` declares
+        (``--search NAME.FIELD=RANGE`` narrows or widens one for a run)."""
+        return search_space(self.config)
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,10 @@ class MetricSpec:
         final_only: compute it at the final evaluation point only (for expensive metrics);
             earlier rows hold NaN.
         description: one line for ``ganbench list``.
+        directions: ``{column: "higher" | "lower" | "neither"}``: which way each column is
+            better (:data:`HIGHER`, :data:`LOWER`, :data:`NEITHER`); a column left out has none.
+            Recorded in the run's config.json; the report's arrows, bold best, comparisons and
+            verdicts follow it.
     """
 
     name: str
@@ -107,6 +127,11 @@ class MetricSpec:
     tasks: frozenset[str] = field(default_factory=lambda: frozenset({TASK_GENERATION}))
     final_only: bool = False
     description: str = ""
+    directions: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def direction(self, column: str) -> str:
+        """``"higher"``, ``"lower"`` or ``"neither"`` (a column ``directions`` leaves out)."""
+        return _direction(self, column)
 
 
 @dataclass(frozen=True)
@@ -129,6 +154,7 @@ class ProbeSpec:
         tables: names of the tables it writes besides its columns (``steering`` becomes
             ``steering.csv`` in the run directory); lowercase snake_case, one owner each.
         description: one line for ``ganbench list``.
+        directions: ``{column: "higher" | "lower" | "neither"}``, as for :class:`MetricSpec`.
     """
 
     name: str
@@ -139,9 +165,36 @@ class ProbeSpec:
     config: type = NoConfig
     tables: tuple[str, ...] = ()
     description: str = ""
+    directions: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def direction(self, column: str) -> str:
+        """``"higher"``, ``"lower"`` or ``"neither"`` (a column ``directions`` leaves out)."""
+        return _direction(self, column)
 
     def applies_to(self, variant: VariantSpec) -> bool:
         return variant.task in self.tasks and (self.applies is None or bool(self.applies(variant)))
+
+
+def _direction(spec: MetricSpec | ProbeSpec, column: str) -> str:
+    if column not in spec.columns:
+        raise KeyError(f"{column!r} is not a column of {spec.name!r}")
+    return spec.directions.get(column, NEITHER)
+
+
+def column_directions(spec: MetricSpec | ProbeSpec) -> dict[str, str]:
+    """``{column: direction}`` for every column of a metric or probe, in its order."""
+    return {c: spec.direction(c) for c in spec.columns}
+
+
+def _directions_problem(spec: MetricSpec | ProbeSpec) -> str | None:
+    if not isinstance(spec.directions, Mapping):
+        return f"directions of {spec.name!r} must map columns to {'/'.join(DIRECTIONS)}, got {type(spec.directions).__name__}"
+    for column, word in spec.directions.items():
+        if column not in spec.columns:
+            return f"directions of {spec.name!r}: {column!r} is not one of its columns ({', '.join(spec.columns)})"
+        if word not in DIRECTIONS:
+            return f"directions of {spec.name!r}: {word!r} for column {column!r} is unknown; accepted: {', '.join(DIRECTIONS)}"
+    return None
 
 
 def spec_problem(spec: Any, expected: type) -> str | None:
@@ -158,6 +211,10 @@ def spec_problem(spec: Any, expected: type) -> str | None:
             return f"build must be callable, got {type(spec.build).__name__}"
         if not (isinstance(spec.config, type) and dataclasses.is_dataclass(spec.config)):
             return "config must be a dataclass type (its fields are the hyperparameters)"
+        try:
+            check_declarations(spec.config)
+        except ValueError as exc:
+            return f"config {spec.config.__name__}: {exc}"
         if spec.task not in TASKS:
             return f"task {spec.task!r} is unknown; accepted: {', '.join(TASKS)}"
     elif isinstance(spec, DatasetSpec):
@@ -182,6 +239,9 @@ def spec_problem(spec: Any, expected: type) -> str | None:
         unknown = set(spec.tasks) - set(TASKS)
         if unknown:
             return f"tasks {sorted(unknown)} are unknown; accepted: {', '.join(TASKS)}"
+        problem = _directions_problem(spec)
+        if problem:
+            return problem
         if isinstance(spec, ProbeSpec):
             if spec.applies is not None and not callable(spec.applies):
                 return f"applies must be callable or None, got {type(spec.applies).__name__}"

@@ -6,12 +6,16 @@ from dataclasses import dataclass
 from ganbench import VariantSpec, hookimpl
 from ganbench.adversarial import AdversarialVariant, GANConfig
 from ganbench.conditioning import EmbeddingMultiply
+from ganbench.hparams import AtLeast, hparam
 from ganbench.losses import AuxiliaryClassification, LossSum, NonSaturating
 
 
 @dataclass(frozen=True)
 class ACGANConfig(GANConfig):
-    aux_weight: float = 1.0  # weight of the auxiliary classification loss, for D and G
+    """Search ranges: GANConfig's (Lucic et al. 2018); aux_weight, which their protocol does not
+    cover, is not searched (``--search acgan.aux_weight=log(0.1,10)`` adds it)."""
+
+    aux_weight: float = hparam(1.0, valid=AtLeast(0))  # weight of the auxiliary classification loss, for D and G
     # Train D's class head on generated images too, with their requested labels (the paper's
     # and the common reference implementation's choice). False: on real images only.
     cls_on_fakes: bool = True

@@ -1,5 +1,7 @@
 """cgan: conditional GAN. G gets the one-hot label concatenated to z; D gets the label as
-one-hot image channels concatenated to the image (Mirza & Osindero 2014)."""
+one-hot image channels concatenated to the image (Mirza & Osindero 2014).
+
+Search ranges: GANConfig's, the wide ranges of Lucic et al. 2018."""
 
 from ganbench import VariantSpec, hookimpl
 from ganbench.adversarial import AdversarialVariant, GANConfig

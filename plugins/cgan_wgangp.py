@@ -4,6 +4,8 @@ G gets the one-hot label concatenated to z; the critic gets the label as one-hot
 channels. Fakes in a critic step are generated with the real batch's labels, so every
 interpolate of the gradient penalty is a valid (image, label) input, and the penalty's
 gradient norm runs over the label channels too.
+
+Search ranges: WGANGPConfig's, the wide ranges of Lucic et al. 2018.
 """
 
 from ganbench_plugins.wgan_gp import WGANGP, WGANGPConfig

@@ -108,25 +108,52 @@ def find_celeba_dir(root: Path) -> Path | None:
     return None
 
 
+def celeba_missing(root: Path) -> str:
+    """Why ``root`` holds no CelebA copy, in a few words (as :func:`ganbench.idx.what_is_missing`)."""
+    if not root.exists():
+        return "does not exist"
+    if not root.is_dir():
+        return "is not a directory"
+    parts = ((f"{IMAGE_DIR}/", Path.is_dir), (ATTR_FILE, Path.is_file), (PARTITION_FILE, Path.is_file))
+    held = {d: [part for part, test in parts if test(d / part.rstrip("/"))] for d in (root / "celeba", root)}
+    directory = max(held, key=lambda d: len(held[d]))  # the first of the fullest
+    if not held[directory]:
+        return f"holds none of celeba/{IMAGE_DIR}/, {ATTR_FILE} and {PARTITION_FILE}"
+    missing = [part for part, _ in parts if part not in held[directory]]
+    where = "" if directory == root else " in celeba/"
+    return f"holds {len(held[directory])} of CelebA's 3 parts{where} (missing {', '.join(missing)})"
+
+
 def locate_celeba(request: DataRequest, environ: dict[str, str] | None = None) -> tuple[Path, str]:
-    """``--data-dir``, then ``$GANBENCH_DATA``, then ``<cache_dir>/data``: the CelebA folder and
-    where it was found. UsageError with every place tried and how to get the files."""
+    """``--data-dir`` alone when given (used or refused, never replaced by another copy); else
+    ``$GANBENCH_DATA``, then ``<cache_dir>/data``: the CelebA folder and where it was found.
+    UsageError (one line) with what is missing, or every place tried, and how to get the files."""
+    if request.data_dir is not None:
+        root = Path(request.data_dir).expanduser()
+        found = find_celeba_dir(root)
+        if found is not None:
+            return found, f"--data-dir {found}"
+        raise UsageError(
+            f"--data-dir {root} {celeba_missing(root)}; accepted: a directory holding celeba/{IMAGE_DIR}/, "
+            f"celeba/{ATTR_FILE} and celeba/{PARTITION_FILE} (or the three directly). {GET_CELEBA}"
+        )
     env = os.environ if environ is None else environ
-    tried = []
+    tried = ["--data-dir (not set)"]
     for label, root in (
-        ("--data-dir", request.data_dir),
         (f"${DATA_ENV}", Path(env[DATA_ENV]) if env.get(DATA_ENV) else None),
         ("ganbench cache", request.cache_dir / "data"),
     ):
         if root is None:
             tried.append(f"{label} (not set)")
             continue
-        found = find_celeba_dir(Path(root).expanduser())
+        root = Path(root).expanduser()
+        found = find_celeba_dir(root)
         if found is not None:
             return found, f"{label} {found}"
-        tried.append(f"{label} {root} (no celeba/{IMAGE_DIR}/, {ATTR_FILE} and {PARTITION_FILE})")
+        missing = celeba_missing(root)
+        tried.append(f"{label} {root} ({missing})")
         if label != "ganbench cache":
-            log.warning("%s %s holds no CelebA; looking further", label, root)
+            log.warning("%s %s %s; looking further", label, root, missing)
     raise UsageError(f"celeba data not found; tried: {'; '.join(tried)}. {GET_CELEBA}")
 
 

@@ -1,4 +1,6 @@
-"""dcgan: unconditional DCGAN with the non-saturating BCE loss (Radford et al. 2016)."""
+"""dcgan: unconditional DCGAN with the non-saturating BCE loss (Radford et al. 2016).
+
+Search ranges: GANConfig's, the wide ranges of Lucic et al. 2018."""
 
 from ganbench import VariantSpec, hookimpl
 from ganbench.adversarial import AdversarialVariant, GANConfig

@@ -8,7 +8,7 @@ from ganbench import columns as C
 from ganbench.evaluation import Evaluation, MetricValues
 from ganbench.evaluation.class_metrics import class_consistency, class_coverage
 from ganbench.hookspecs import hookimpl
-from ganbench.specs import TASK_SUPER_RESOLUTION, TASKS, MetricSpec
+from ganbench.specs import HIGHER, LOWER, TASK_SUPER_RESOLUTION, TASKS, MetricSpec
 
 
 def _real_name(ev: Evaluation) -> str:
@@ -60,6 +60,7 @@ DOMAIN_FIDELITY = MetricSpec(
     compute=compute_domain,
     tasks=frozenset(TASKS),
     description="FID, KID, precision/recall vs the test split in the held-out classifier's feature space",
+    directions={C.FID_DOMAIN: LOWER, C.KID_DOMAIN: LOWER, C.PRECISION_DOMAIN: HIGHER, C.RECALL_DOMAIN: HIGHER},
 )
 INCEPTION_FID = MetricSpec(
     name="inception-fid",
@@ -68,6 +69,7 @@ INCEPTION_FID = MetricSpec(
     tasks=frozenset(TASKS),
     final_only=True,  # ~6 GFLOP per image at 299x299: too slow on a CPU for every evaluation point
     description="torch-fidelity's Inception FID vs the test split (final evaluation only; NaN without weights)",
+    directions={C.FID_INCEPTION: LOWER},
 )
 CLASS_JUDGEMENT = MetricSpec(
     name="class-consistency",
@@ -75,6 +77,7 @@ CLASS_JUDGEMENT = MetricSpec(
     compute=compute_classes,
     tasks=frozenset(TASKS),
     description="held-out classifier accuracy vs requested labels; evenness of predicted classes",
+    directions={C.CLASS_CONSISTENCY: HIGHER, C.CLASS_COVERAGE: HIGHER},
 )
 
 
@@ -84,6 +87,7 @@ SUPERRES_FIDELITY = MetricSpec(
     compute=compute_superres,
     tasks=frozenset({TASK_SUPER_RESOLUTION}),
     description="PSNR (dB) and SSIM of the upscaled test images against the originals",
+    directions={C.PSNR: HIGHER, C.SSIM: HIGHER},
 )
 
 

@@ -15,7 +15,7 @@ from ganbench import columns as C
 from ganbench import hookimpl
 from ganbench.data import to_float, to_uint8
 from ganbench.probes import ProbeContext, ProbeResult
-from ganbench.specs import ProbeSpec, VariantSpec
+from ganbench.specs import HIGHER, LOWER, NEITHER, ProbeSpec, VariantSpec
 from ganbench.steering import ATTRIBUTE, CHUNK, CLASS, MODES, PLAIN, SCORES, Steered, Target, judged, score_rows, steer
 
 STEER_COLUMNS = {
@@ -270,6 +270,16 @@ def _conditional(spec: VariantSpec) -> bool:
     return spec.conditional
 
 
+# success, gain, disentanglement and verified gain: higher is better; leakage (other attributes
+# moved): lower; latent distance (how far steering moved z) is neither good nor bad in itself.
+_STEER_DIRECTIONS = {
+    C.STEER_SUCCESS: HIGHER, C.STEER_GAIN: HIGHER, C.STEER_LEAKAGE: LOWER, C.STEER_DISENTANGLEMENT: HIGHER,
+    C.STEER_VERIFIED_GAIN: HIGHER, C.STEER_LATENT_DISTANCE: NEITHER,
+    C.STEER_PLAIN_SUCCESS: HIGHER, C.STEER_PLAIN_GAIN: HIGHER, C.STEER_PLAIN_LEAKAGE: LOWER,
+    C.STEER_PLAIN_DISENTANGLEMENT: HIGHER, C.STEER_PLAIN_VERIFIED_GAIN: HIGHER, C.STEER_PLAIN_LATENT_DISTANCE: NEITHER,
+}  # fmt: skip
+
+
 STEERING = ProbeSpec(
     name="steering",
     columns=(*C.STEER_COLUMNS, *C.STEER_PLAIN_COLUMNS),
@@ -277,6 +287,7 @@ STEERING = ProbeSpec(
     config=SteeringConfig,
     tables=("steering",),
     description="gradient ascent on z toward each attribute (and class), plain and penalised; judged by the judge",
+    directions=_STEER_DIRECTIONS,
 )
 LABEL_SWAP = ProbeSpec(
     name="label-swap",
@@ -286,6 +297,7 @@ LABEL_SWAP = ProbeSpec(
     config=LabelSwapConfig,
     tables=("label_swap",),
     description="one z under every label: the judge's accuracy against the labels",
+    directions={C.SWAP_CONSISTENCY: HIGHER},
 )
 PATH_LENGTH = ProbeSpec(
     name="path-length",
@@ -293,6 +305,7 @@ PATH_LENGTH = ProbeSpec(
     compute=compute_path_length,
     config=PathLengthConfig,
     description="perceptual path length (torch-fidelity) in the judge's feature space",
+    directions={C.PPL_DOMAIN: LOWER},
 )
 
 

@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench import TASK_SUPER_RESOLUTION, VariantSpec, hookimpl
+from ganbench.adversarial import BETA
 from ganbench.conditioning import ImageConditioning
+from ganbench.hparams import AtLeast, BatchSize, Choice, LogUniform, Positive, Uniform, hparam
 from ganbench.losses import nonsaturating_d_loss, nonsaturating_g_loss
 from ganbench.networks import DCGANTrunk, Discriminator, dcgan_init
 from ganbench.superres import check_scale, downsample
@@ -25,16 +27,20 @@ from ganbench.variant import SuperResolutionVariant, frozen
 
 @dataclass(frozen=True)
 class SRGANConfig:
-    scale: int = 2
-    batch_size: int = 64
-    lr_g: float = 1e-4
-    lr_d: float = 1e-4
-    beta1: float = 0.9
-    beta2: float = 0.999
-    width: int = 32
-    blocks: int = 4
-    d_width: int = 64
-    adv_weight: float = 1e-3
+    """Search ranges: Lucic et al. 2018's wide ranges for the optimiser, as GANConfig's (learning
+    rates log-uniform in [1e-5, 1e-2), beta1 uniform in [0, 1), beta2 a choice of 0.9 or 0.999);
+    the architecture and adv_weight are not searched."""
+
+    scale: int = hparam(2, valid=AtLeast(2))  # and a power of 2 dividing the image size
+    batch_size: int = hparam(64, valid=BatchSize())
+    lr_g: float = hparam(1e-4, search=LogUniform(1e-5, 1e-2), valid=Positive())
+    lr_d: float = hparam(1e-4, search=LogUniform(1e-5, 1e-2), valid=Positive())
+    beta1: float = hparam(0.9, search=Uniform(0, 1), valid=BETA)
+    beta2: float = hparam(0.999, search=Choice(0.9, 0.999), valid=BETA)
+    width: int = hparam(32, valid=AtLeast(1))
+    blocks: int = hparam(4, valid=AtLeast(1))
+    d_width: int = hparam(64, valid=AtLeast(1))
+    adv_weight: float = hparam(1e-3, valid=AtLeast(0))
     content: Literal["pixel", "classifier"] = "pixel"
 
 

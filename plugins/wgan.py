@@ -10,17 +10,24 @@ from dataclasses import dataclass
 import torch
 
 from ganbench import VariantSpec, hookimpl
-from ganbench.adversarial import AdversarialVariant, GANConfig
+from ganbench.adversarial import BETA, AdversarialVariant, GANConfig
 from ganbench.constraints import WeightClip
+from ganbench.hparams import AtLeast, IntUniform, LogUniform, Positive, hparam
 from ganbench.losses import Wasserstein
 
 
 @dataclass(frozen=True)
 class WGANConfig(GANConfig):
+    """Search ranges: Lucic et al. 2018's wide ranges (compare_gan's WGAN): learning rates
+    log-uniform in [1e-5, 1e-2), the clipping bound log-uniform in [1e-3, 1), critic steps 1..5.
+    Adam's betas are not searched: RMSprop ignores them."""
+
     lr_g: float = 5e-5
     lr_d: float = 5e-5
-    clip: float = 0.01
-    critic_steps: int = 5
+    beta1: float = hparam(0.5, valid=BETA)  # unused by RMSprop
+    beta2: float = hparam(0.999, valid=BETA)  # unused by RMSprop
+    clip: float = hparam(0.01, search=LogUniform(1e-3, 1), valid=Positive())
+    critic_steps: int = hparam(5, search=IntUniform(1, 5), valid=AtLeast(1))
 
     def __post_init__(self):
         if self.critic_steps < 1 or self.clip <= 0:

@@ -8,18 +8,23 @@ from dataclasses import dataclass
 
 from ganbench import VariantSpec, hookimpl
 from ganbench.adversarial import AdversarialVariant, GANConfig
+from ganbench.hparams import AtLeast, IntUniform, LogUniform, hparam
 from ganbench.losses import GradientPenalty, Wasserstein
 from ganbench.networks import NORMS
 
 
 @dataclass(frozen=True)
 class WGANGPConfig(GANConfig):
+    """Search ranges: Lucic et al. 2018's wide ranges (compare_gan's WGAN-GP): GANConfig's
+    learning rates and Adam betas, the penalty weight log-uniform in [0.1, 100), critic steps
+    1..5."""
+
     lr_g: float = 1e-4
     lr_d: float = 1e-4
     beta1: float = 0.0
     beta2: float = 0.9
-    gp_weight: float = 10.0
-    critic_steps: int = 5
+    gp_weight: float = hparam(10.0, search=LogUniform(1e-1, 1e2), valid=AtLeast(0))
+    critic_steps: int = hparam(5, search=IntUniform(1, 5), valid=AtLeast(1))
     d_norm: str = "none"  # "layer" is the paper's other choice; never "batch" under a penalty
 
     def __post_init__(self):

@@ -177,12 +177,32 @@ def test_data_dir_comes_first_then_the_environment_then_the_cache(celeba_dir, tm
 
 
 def test_nowhere_to_be_found_is_one_line_saying_how_to_get_the_files(tmp_path):
-    request = DataRequest(tmp_path / "empty", download=True, cache_dir=tmp_path / "cache")
+    request = DataRequest(None, download=True, cache_dir=tmp_path / "cache")
     with pytest.raises(UsageError) as err:
         locate_celeba(request, {})
     message = str(err.value)
-    assert "\n" not in message and message.startswith("celeba data not found; tried: --data-dir ")
+    assert "\n" not in message and message.startswith("celeba data not found; tried: --data-dir (not set); ")
     assert "Google Drive" in message and "img_align_celeba.zip" in message and "--data-dir DIR" in message
+
+
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (lambda d: shutil.rmtree(d.parent), "does not exist"),
+        (lambda d: shutil.rmtree(d), "holds none of celeba/img_align_celeba/, list_attr_celeba.txt and"),
+        (lambda d: (d / "list_eval_partition.txt").unlink(), "holds 2 of CelebA's 3 parts in celeba/ (missing list_"),
+    ],
+    ids=["missing", "empty", "partial"],
+)
+def test_an_explicit_data_dir_without_celeba_is_refused_not_replaced(celeba_dir, tmp_path, damage, says):
+    env_copy = shutil.copytree(celeba_dir, tmp_path / "env" / "celeba")  # a complete copy it must not fall back to
+    damage(celeba_dir)
+    request = DataRequest(celeba_dir.parent, download=False, cache_dir=tmp_path / "cache")
+    with pytest.raises(UsageError) as err:
+        locate_celeba(request, {DATA_ENV: str(env_copy.parent)})
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"--data-dir {celeba_dir.parent} {says}")
+    assert "accepted: a directory holding celeba/img_align_celeba/, celeba/list_attr_celeba.txt and " in message
 
 
 def _short_row(folder):

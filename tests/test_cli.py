@@ -241,3 +241,112 @@ def test_ctrl_c_exits_130_keeps_the_rows_and_the_run_resumes(tmp_path, cache_dir
     assert resumed.returncode == 0, resumed.stderr
     frame = pd.read_csv(out / "metrics.csv").set_index("variant").loc["cgan"]
     assert frame.status.tolist() == ["ok"] * 4 and frame.step.tolist() == [50, 100, 150, 200]
+
+
+@pytest.mark.slow
+def test_resume_with_more_seeds_trains_only_the_new_jobs(tmp_path, small_run, ganbench, tree_digest):
+    out = tmp_path / "run"
+    args = ["--variants", "cgan,dcgan", "--seeds", "0-2", *small_run, "--evals", "2", "--resample"]
+    first = ganbench("run", *args, "--out", out)
+    assert first.returncode == 0, first.stderr
+    before = {name: pd.read_csv(out / name) for name in ("metrics.csv", "train_log.csv", "sampling.csv")}
+    more = ganbench("run", "--resume", out, "--seeds", "0-5")
+    assert more.returncode == 0, more.stderr
+    assert "6 of 12 jobs done, 6 to run" in more.stderr
+    trained = sorted({line.split(":")[0] for line in more.stderr.splitlines() if ": eval 1 at step" in line})
+    assert trained == [f"{v} seed {s}" for v in ("cgan", "dcgan") for s in (3, 4, 5)]
+    jobs = pd.read_csv(out / "jobs.csv")
+    assert len(jobs) == 12 and (jobs.status == "ok").all()
+    assert jobs[["variant", "seed"]].values.tolist() == [[v, s] for v in ("cgan", "dcgan") for s in range(6)]
+    for name, old in before.items():  # the first jobs' rows are kept as they were, timings included
+        now = pd.read_csv(out / name)
+        kept = now[now.seed < 3].reset_index(drop=True)
+        pd.testing.assert_frame_equal(kept, old)
+        assert (now[now.seed >= 3].groupby("variant").seed.nunique() == 3).all()
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert (metrics.variant == "real-data").sum() == 1  # the reference row is not computed again
+    record = json.loads((out / "config.json").read_text())
+    assert record["run"]["seeds"] == list(range(6))
+    assert [e["seeds"] for e in record["extended"]] == [[3, 4, 5]] and record["extended"][0]["at"]
+    # seeds are only added to: a --seeds that drops any is refused, and nothing changes
+    digest = tree_digest(out)
+    for seeds, dropped in (("0-4", "seed 5"), ("6-8", "seeds 0-5")):
+        refused = ganbench("run", "--resume", out, "--seeds", seeds)
+        assert refused.returncode == 2
+        line = one_line_error(refused)
+        assert f"--seeds {seeds} would drop {dropped} of the run in {out}" in line
+        assert "accepted: its seeds 0-5 or a superset of" in line
+    assert tree_digest(out) == digest
+
+
+# --- hyperparameters: valid values and search ranges (ganbench.hparams) -------------------------------
+
+
+def test_list_shows_each_variants_search_ranges(ganbench):
+    out = ganbench("list")
+    assert out.returncode == 0, out.stderr
+    section = out.stdout.split("Search spaces")[1].split("\n\n")[0].splitlines()[1:]
+    rows = {line.split()[0]: line.split()[1:] for line in section}
+    assert set(rows) == {"acgan", "cgan", "cgan-wgangp", "dcgan", "srgan", "wgan", "wgan-gp"}
+    assert rows["dcgan"] == ["lr_g=log(1e-5,0.01)", "lr_d=log(1e-5,0.01)", "beta1=uniform(0,1)", "beta2=choice(0.9,0.999)"]
+    assert "gp_weight=log(0.1,100)" in rows["wgan-gp"] and "critic_steps=int(1,5)" in rows["wgan-gp"]
+    assert "clip=log(1e-3,1)" in rows["wgan"] and "critic_steps=int(1,5)" in rows["wgan"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "dcgan.lr_g=-1"], "--set dcgan.lr_g=-1: lr_g must be > 0 and finite"),
+        (["--set", "dcgan.lr_g=nan"], "--set dcgan.lr_g=nan: lr_g must be > 0 and finite"),
+        (["--set", "dcgan.batch_size=0"], "--set dcgan.batch_size=0: batch_size must be >= 1 and at most the training split's size"),
+        (["--search", "dcgan.lr_g=log(1e-2,1e-5)"], "--search dcgan.lr_g=log(1e-2,1e-5): log(0.01,1e-5) is inverted"),
+        (["--search", "dcgan.lr_g=uniform(1e-3,1e-3)"], "uniform(1e-3,1e-3) is empty"),
+        (["--search", "dcgan.lr_g=log(0,1e-2)"], "--search dcgan.lr_g=log(0,1e-2): log(0,0.01) touches 0"),
+        (["--search", "dcgan.lr_g=choice()"], "choice() is empty"),
+        (["--search", "dcgan.gp_weight=log(1,10)"], "--search dcgan.gp_weight: dcgan has no setting 'gp_weight'; accepted: batch_size"),
+        (["--search", "dcgan.z_dim=log(16,256)"], "log(16,256) draws real numbers, but z_dim is an integer field"),
+        (["--search", "dcgan.lr_g=choice(fast,slow)"], "lr_g is a float field, and choice value 'fast' is not one"),
+        (["--search", "dcgan.beta1=uniform(0,2)"], "beta1 must be in [0, 1), and uniform(0,2) reaches values up to 2"),
+        (["--search", "cgan.lr_g=log(1e-5,1e-2)"], "--search names cgan, which is not a variant in --variants (dcgan)"),
+        (["--search", "dcgan.lr_g=log(1e-5,1e-2)", "--set", "dcgan.lr_g=1e-4"], "dcgan.lr_g is both fixed by --set and searched by --search"),
+        (["--search", "dcgan.lr_g"], "accepted: VARIANT.KEY=RANGE, e.g. dcgan.lr_g=log(1e-5,1e-2)"),
+    ],
+)  # fmt: skip
+def test_bad_hyperparameters_are_refused_before_anything_is_written(args, message, tmp_path, ganbench):
+    out = ganbench("run", "--variants", "dcgan", "--device", "cpu", "--no-download", *args, cwd=tmp_path)
+    assert out.returncode == 2
+    assert message in one_line_error(out)
+    assert not list(tmp_path.iterdir())  # no run directory, no results/
+
+
+def test_a_bad_search_table_in_a_config_file_is_refused(tmp_path, ganbench):
+    config = tmp_path / "run.toml"
+    config.write_text('variants = ["wgan-gp"]\n\n[search.wgan-gp]\ncritic_steps = "int(5,1)"\n')
+    out = ganbench("run", "--config", config, cwd=tmp_path)
+    assert out.returncode == 2
+    assert "search.wgan-gp.critic_steps=int(5,1): int(5,1) is inverted" in one_line_error(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["run.toml"]
+
+
+def test_a_batch_larger_than_the_training_split_is_refused_once_the_data_is_known(tmp_path, cache_dir, ganbench):
+    out = ganbench(
+        "-q", "run", "--variants", "dcgan", "--device", "cpu", "--no-download", "--cache-dir", cache_dir,
+        "--set", "dcgan.batch_size=60001", cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 2
+    line = one_line_error(out)
+    assert "dcgan.batch_size = 60001 is more than the 60000 images of fashion-mnist's training split" in line
+    assert "accepted: 1 to 60000" in line
+    assert not list(tmp_path.iterdir())  # the run directory and the results/ folder it needed are gone again
+
+
+def test_a_search_range_is_validated_and_recorded(tmp_path, small_run, ganbench):
+    out_dir = tmp_path / "run"
+    out = ganbench(
+        "run", "--variants", "wgan-gp", *small_run, "--out", out_dir,
+        "--search", "wgan-gp.lr_g=log(1e-4, 1e-3)", "--search", "wgan-gp.z_dim=choice(64,128)",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    record = json.loads((out_dir / "config.json").read_text())
+    assert record["run"]["search"] == {"wgan-gp": {"lr_g": "log(1e-4,1e-3)", "z_dim": "choice(64,128)"}}
+    assert record["variants"]["wgan-gp"]["config"]["lr_g"] == 1e-4  # the default still trains: nothing is searched yet

@@ -33,6 +33,8 @@ def test_installed_example_is_listed_through_its_entry_point(installed, ganbench
     assert out.returncode == 0, out.stderr
     line = next(line for line in out.stdout.splitlines() if line.strip().startswith("lsgan"))
     assert "[lsgan]" in line and "least-squares" in line
+    ranges = [line for line in out.stdout.splitlines() if line.split()[:1] == ["lsgan"] and "lr_g=" in line]
+    assert ranges and "lr_g=log(1e-5,0.01)" in ranges[0] and "beta1=uniform(0,1)" in ranges[0]  # its declared ranges
     assert "Plugin errors" not in out.stdout
     plain = ganbench_cli("list")  # not installed in the plain environment
     assert plain.returncode == 0, plain.stderr

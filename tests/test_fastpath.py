@@ -2,7 +2,9 @@
 the rows and the fingerprint, and off by default."""
 
 import json
+import random
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -11,9 +13,12 @@ import ganbench
 from ganbench import columns as C
 from ganbench.config import RunConfig, variant_config
 from ganbench.errors import UsageError
+from ganbench.fastpath import warm_up
+from ganbench.harness import trainer as trainer_module
 from ganbench.harness.job import run_fingerprint
 from ganbench.harness.plan import plan_run
-from ganbench.harness.rundir import TRAIN_LOG_CSV
+from ganbench.harness.rundir import METRICS_CSV, TRAIN_LOG_CSV
+from ganbench.harness.seeding import seed_everything
 from ganbench.testing import batch_source, resolve_spec
 from ganbench.variant import VariantContext
 
@@ -41,6 +46,7 @@ def test_bf16_run_trains_and_its_rows_record_the_setting(run_kwargs):
     rows = result.metrics[result.metrics[C.VARIANT] == "dcgan"]
     assert list(rows[C.STATUS]) == [C.STATUS_OK, C.STATUS_OK]
     assert set(rows[C.PRECISION]) == {"bf16"} and set(rows[C.COMPILED]) == {False}
+    assert result.metrics[C.COMPILE_SECONDS].isna().all()  # no --compile, no warm-up
     assert rows[C.FID_DOMAIN].notna().all()
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["run"]["precision"] == "bf16" and config["run"]["compile"] is False
@@ -153,11 +159,109 @@ def test_fast_path_settings_change_the_run_fingerprint(setting, registry, tmp_pa
     assert fingerprint(**setting) != fingerprint()
 
 
+def equal(a, b):
+    """Bit-identical nested state (tensors, numbers, lists, dicts)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def steps_after(name, splits, steps, warm, **settings):
+    """Losses of ``steps`` training steps of a freshly built variant, after a warm-up or not;
+    then the variant, its batch source and the global RNGs' next values."""
+    seed_everything(0)
+    v = build(name, splits, **settings)
+    source = batch_source(v, splits)
+    v.train(True)
+    if warm:
+        warm_up(v, source)
+    losses = [v.train_step(source) for _ in range(steps)]
+    return losses, v, source, (torch.rand(3), random.random(), np.random.rand())
+
+
+def assert_same_run(a, b):
+    (losses_a, va, sa, rng_a), (losses_b, vb, sb, rng_b) = a, b
+    assert all(equal(x, y) for x, y in zip(losses_a, losses_b))
+    assert equal(va.state_dict(), vb.state_dict())  # weights, batch-norm statistics, optimiser state
+    grads = [[p.grad for n in v.networks().values() for p in n.parameters()] for v in (va, vb)]
+    assert all((x is None and y is None) or equal(x, y) for x, y in zip(*grads))
+    assert equal(sa.state_dict(), sb.state_dict())  # the same batches consumed
+    assert equal(rng_a[0], rng_b[0]) and rng_a[1:] == rng_b[1:]  # the same random numbers drawn
+
+
+@pytest.mark.parametrize("name", BUILT_INS)
+def test_warm_up_changes_nothing_the_run_computes(name, fashion):
+    """--compile's warm-up step (compilation before the budget's clock) consumes none of the
+    job's batches or random numbers and leaves weights, batch-norm statistics, clipped weights,
+    gradients and optimiser state as they were: the steps after it are bit-identical."""
+    assert_same_run(steps_after(name, fashion, 1, warm=False), steps_after(name, fashion, 1, warm=True))
+
+
 @pytest.mark.slow
-def test_compiled_variant_trains_and_its_rows_record_it(run_kwargs):
+def test_compiled_warm_up_compiles_the_step_and_changes_nothing(fashion):
+    """After the warm-up a compiled dcgan's training steps compile nothing more, and compute
+    exactly what a compiled dcgan without the warm-up computes."""
+    from torch._dynamo.utils import counters
+    from torch._inductor.utils import fresh_cache
+
+    graphs = []
+
+    def run(warm):
+        torch._dynamo.reset()
+        with fresh_cache():  # each compiles from scratch, not from the other's cache
+            seed_everything(0)
+            v = build("dcgan", fashion, compile=True)
+            source = batch_source(v, fashion)
+            v.train(True)
+            if warm:
+                warm_up(v, source)
+            before = counters["stats"]["unique_graphs"]
+            losses = [v.train_step(source) for _ in range(3)]
+            graphs.append(counters["stats"]["unique_graphs"] - before)
+            return losses, v, source, (torch.rand(3), random.random(), np.random.rand())
+
+    assert_same_run(run(warm=False), run(warm=True))
+    assert graphs[0] > 0 and graphs[1] == 0, graphs  # compiled in its first step / in the warm-up
+
+
+def compiled_run(kwargs, warm=True):
+    from torch._inductor.utils import fresh_cache
+
+    torch._dynamo.reset()
+    with fresh_cache():  # compile from scratch: an earlier test's compiled graphs are not reused
+        result = ganbench.run(variants="dcgan", compile=True, **kwargs)
+    return result, result.metrics[result.metrics[C.VARIANT] == "dcgan"].iloc[-1]
+
+
+@pytest.mark.slow
+def test_compiled_variant_trains_and_its_rows_record_it(run_kwargs, monkeypatch):
+    """A steps budget under --compile: the same steps and, bit for bit, the same losses and
+    metrics with the warm-up before the clock as without it (compiling inside the first step)."""
     kwargs = {**run_kwargs, "budget": "4steps", "evals": 1, "eval_samples": 50, "log_every": 2}
-    result = ganbench.run(variants="dcgan", compile=True, **kwargs)
-    row = result.metrics[result.metrics[C.VARIANT] == "dcgan"].iloc[-1]
-    assert row[C.STATUS] == C.STATUS_OK and bool(row[C.COMPILED]) is True
+    result, row = compiled_run(kwargs)
+    assert row[C.STATUS] == C.STATUS_OK and bool(row[C.COMPILED]) is True and row[C.STEP] == 4
+    assert row[C.COMPILE_SECONDS] > 0
     log = pd.read_csv(result.run_dir / TRAIN_LOG_CSV)
     assert len(log) == 2 and torch.isfinite(torch.tensor(log[["d_loss", "g_loss"]].to_numpy())).all()
+    monkeypatch.setattr(trainer_module, "warm_up", lambda variant, source: None)
+    unwarmed, unwarmed_row = compiled_run({**kwargs, "out": kwargs["out"].with_name("unwarmed")})
+    assert unwarmed_row[C.STEP] == 4 and unwarmed_row[C.COMPILE_SECONDS] < row[C.COMPILE_SECONDS]
+    pd.testing.assert_frame_equal(
+        log.drop(columns=[C.TRAIN_SECONDS]), pd.read_csv(unwarmed.run_dir / TRAIN_LOG_CSV).drop(columns=[C.TRAIN_SECONDS])
+    )
+    a, b = (pd.read_csv(r.run_dir / METRICS_CSV).drop(columns=list(C.TIMING_COLUMNS)) for r in (result, unwarmed))
+    pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.slow
+def test_seconds_budget_excludes_compilation(run_kwargs):
+    """A 1-second budget under --compile, compilation taking far longer: the job still trains
+    several steps, and train_seconds (what the budget counts) does not hold compile_seconds."""
+    kwargs = {**run_kwargs, "budget": "1s", "evals": 1, "eval_samples": 50, "log_every": 1}
+    _, row = compiled_run(kwargs)
+    assert row[C.STATUS] == C.STATUS_OK and row[C.COMPILE_SECONDS] > 1  # compiling took longer than the budget
+    assert row[C.STEP] > 1 and 1 <= row[C.TRAIN_SECONDS] < row[C.COMPILE_SECONDS]

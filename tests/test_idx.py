@@ -46,11 +46,67 @@ def test_data_dir_comes_first_then_environment_then_debian(tmp_path):
     assert found == DEBIAN and source.startswith("Debian dataset path")
 
 
-def test_a_wrong_data_dir_falls_through_with_a_warning(tmp_path, caplog):
-    request = DataRequest(tmp_path, download=False, cache_dir=tmp_path / "cache")
-    found, _ = locate(request, "fashion-mnist", "FashionMNIST", {})
-    assert found == DEBIAN
-    assert "holds no fashion-mnist IDX files" in caplog.text
+def _refusal(data_dir, environ=None):
+    """locate's UsageError for an explicit --data-dir, with a complete copy on the Debian path
+    and in $GANBENCH_DATA that it must not fall back to."""
+    request = DataRequest(data_dir, download=True, cache_dir=data_dir.parent / "cache")
+    with pytest.raises(UsageError) as err:
+        locate(request, "fashion-mnist", "FashionMNIST", environ or {DATA_ENV: str(DEBIAN)})
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"--data-dir {data_dir} ")
+    assert "accepted: a directory holding the four fashion-mnist IDX files (train-images-idx3-ubyte, " in message
+    assert not (data_dir.parent / "cache").exists()  # nothing downloaded instead
+    return message
+
+
+def test_a_data_dir_that_does_not_exist_is_refused_not_replaced(tmp_path):
+    assert "does not exist; accepted: " in _refusal(tmp_path / "nowhere")
+
+
+def test_a_data_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("")
+    assert "is not a directory; accepted: " in _refusal(tmp_path / "file")
+
+
+def test_an_empty_data_dir_is_refused_saying_it_holds_none(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert "holds none of the four fashion-mnist IDX files; accepted: " in _refusal(tmp_path / "empty")
+
+
+def test_a_data_dir_with_some_of_the_files_is_refused_naming_the_missing_ones(tmp_path):
+    data_dir = _copy_idx(tmp_path / "part")
+    (data_dir / f"{IDX_FILES['test_images']}.gz").unlink()
+    (data_dir / f"{IDX_FILES['test_labels']}.gz").unlink()
+    message = _refusal(data_dir)
+    missing = "(missing t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte)"
+    assert f"holds 2 of the four fashion-mnist IDX files {missing}" in message
+
+
+def test_a_partial_copy_in_a_subdirectory_is_named_there(tmp_path):
+    data_dir = tmp_path / "root"
+    _copy_idx(data_dir / "FashionMNIST" / "raw")
+    (data_dir / "FashionMNIST" / "raw" / f"{IDX_FILES['train_labels']}.gz").unlink()
+    message = _refusal(data_dir)
+    missing = "in FashionMNIST/raw/ (missing train-labels-idx1-ubyte)"
+    assert f"holds 3 of the four fashion-mnist IDX files {missing}" in message
+
+
+def test_the_environment_still_falls_through_saying_what_it_lacks(tmp_path, caplog):
+    env_dir = _copy_idx(tmp_path / "env")
+    (env_dir / f"{IDX_FILES['test_labels']}.gz").unlink()
+    request = DataRequest(None, download=False, cache_dir=tmp_path / "cache")
+    found, source = locate(request, "fashion-mnist", "FashionMNIST", {DATA_ENV: str(env_dir)})
+    assert found == DEBIAN and source.startswith("Debian dataset path")
+    assert f"${DATA_ENV} {env_dir} holds 3 of the four fashion-mnist IDX files (missing t10k-labels" in caplog.text
+
+
+def test_the_data_command_refuses_a_partial_data_dir_with_exit_2(tmp_path, ganbench_cli):
+    data_dir = _copy_idx(tmp_path / "part")
+    (data_dir / f"{IDX_FILES['train_images']}.gz").unlink()
+    result = ganbench_cli("data", "--data-dir", data_dir, "--no-download", "--cache-dir", tmp_path / "cache")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "(missing train-images-idx3-ubyte)" in lines[0], result.stderr
 
 
 def test_torchvision_layout_in_the_cache_is_found(tmp_path):
@@ -68,7 +124,7 @@ def test_uncompressed_files_read_the_same(tmp_path):
 
 
 def test_nowhere_to_be_found_is_one_line_listing_every_option(tmp_path):
-    request = DataRequest(tmp_path / "empty", download=False, cache_dir=tmp_path / "cache")
+    request = DataRequest(None, download=False, cache_dir=tmp_path / "cache")
     with pytest.raises(UsageError) as err:
         locate(request, "mnist", "MNIST", {})
     message = str(err.value)

@@ -4,13 +4,25 @@ does not change between evaluations.
 ``kid_features_to_metric`` and ``prc_features_to_metric`` (torch-fidelity 0.4) spend most of an
 evaluation on the real split's side: its KID kernel sums per subset and its k-NN radii. Here
 they are computed once per (real features, sample count) and cached. What depends on the
-samples is computed by the same calls on the same shapes, so every value is bit-identical:
+samples is computed by the same calls on the same shapes:
 
 - KID draws its subsets from the same ``RandomState`` in the same order and applies the ufuncs
   of torch-fidelity's ``kernel_poly`` and ``mmd2`` in the same order (in place); only the
-  real-real kernel's off-diagonal sum is cached.
+  real-real kernel's off-diagonal sum is cached. Each kernel is the same BLAS call as there:
+  ``x @ x.T`` of one array (numpy's syrk) for the same-set kernels, a gemm for the cross one;
+  a syrk and a gemm of the same product round differently on some CPUs.
 - precision/recall call ``torch.cdist`` on the same row batches and column splits, and take
   the k-th nearest distance with ``topk`` (the same element as ``kthvalue``, ~10x faster).
+
+What is promised: under the same thread counts (:func:`~ganbench.evaluation.threads.metric_threads`
+fixes them for ganbench's own evaluation) the values equal torch-fidelity's functions on the
+same features, bit for bit, on the kernels we could test (OpenBLAS's SkylakeX and Haswell,
+2026-12-02). Against torch-fidelity run on other thread counts, or on features computed by
+another float32 path, the promise is what float32 allows: FID to 1e-6 relative; KID to 1e-7
+of the mean kernel value (KID is a small difference of ~10^6 kernel values, so its float32
+resolution is a fraction of theirs, not of KID: about 1e-4 of a KID near 0.002); precision and
+recall to one sample on a near tie. The measurements behind these are in
+``tests/evaluation/float32_tolerance.py``, which the cross-checks use.
 
 ``device_context`` makes CUDA work land on device N of ``cuda:N`` (see there).
 """
@@ -67,7 +79,10 @@ def _offdiag_sum(k: np.ndarray) -> np.float32:
 def kid_real_sums(real: torch.Tensor, n_samples: int, size: int) -> torch.Tensor:
     """Per KID subset, the off-diagonal sum of the real-real kernel (float32)."""
     f2 = real.cpu().numpy()
-    sums = [_offdiag_sum(kernel_poly(f2[i2], f2[i2])) for _, i2 in _kid_subsets(n_samples, len(f2), size)]
+    sums = []
+    for _, i2 in _kid_subsets(n_samples, len(f2), size):
+        y = f2[i2]
+        sums.append(_offdiag_sum(kernel_poly(y, y)))  # one array, as torch-fidelity passes it: numpy's syrk
     return torch.from_numpy(np.array(sums, dtype=np.float32))
 
 

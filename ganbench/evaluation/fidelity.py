@@ -5,6 +5,10 @@ and Inception's.
 torch-fidelity never reads or writes a cache here: it loads its caches (and Inception's
 weights) with ``torch.load(weights_only=False)``, which runs whatever pickle it finds. The
 real split's features and statistics are cached by :mod:`ganbench.evaluation.cache` instead.
+
+What is computed from features (statistics, FID, KID, precision/recall: the functions marked
+``@metric_threads()``) runs on a fixed number of threads, so its values do not depend on the
+thread counts of the process, torch or the BLAS (:mod:`ganbench.evaluation.threads`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from ganbench.errors import describe
 from ganbench.evaluation import cache
 from ganbench.evaluation import fast_fidelity as fast
 from ganbench.evaluation.classifier import HeldOutClassifier, load_weights_file
+from ganbench.evaluation.threads import METRIC_THREADS, metric_threads
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +119,13 @@ def images_sha256(images: torch.Tensor) -> str:
     return cache.digest({"images": images})
 
 
+@metric_threads()
 def _statistics(features: torch.Tensor) -> dict[str, torch.Tensor]:
     stats = fid_features_to_statistics(features)
     return {"mu": torch.from_numpy(stats["mu"]), "sigma": torch.from_numpy(stats["sigma"])}
 
 
+@metric_threads()
 def _fid(generated: torch.Tensor, real_stats: dict[str, torch.Tensor]) -> float:
     real = {"mu": real_stats["mu"].numpy(), "sigma": real_stats["sigma"].numpy()}
     metric = fid_statistics_to_metric(fid_features_to_statistics(generated), real, verbose=False)
@@ -137,6 +144,7 @@ def classifier_reference(
         "dataset": real_name,
         "images_sha256": images_sha256(real),
         "count": len(real),
+        "metric_threads": METRIC_THREADS,  # the statistics' BLAS threads (see .threads)
     }
 
     def build() -> dict[str, torch.Tensor]:
@@ -180,6 +188,8 @@ def real_side(
         "prc_subset_seed": PRC_SUBSET_SEED,
         "device_type": device.type,
         "torch_fidelity": torch_fidelity.__version__,
+        "metric_threads": METRIC_THREADS,
+        "kid_real_product": "syrk",  # x @ x.T of one array, as torch-fidelity (a gemm before 2026-12-02)
     }
 
     def build() -> dict[str, torch.Tensor]:
@@ -194,6 +204,7 @@ def real_side(
     return cache.load_or_build(path, identity, build)
 
 
+@metric_threads()
 def domain_metrics(
     classifier: HeldOutClassifier,
     generated_features: torch.Tensor,
@@ -204,7 +215,8 @@ def domain_metrics(
 ) -> dict[str, float]:
     """FID, KID, precision and recall in the held-out classifier's feature space, from the
     samples' features (``Evaluation.features``): the values of torch-fidelity's functions
-    (:func:`torch_fidelity_domain_metrics`), bit for bit, by :mod:`.fast_fidelity`.
+    (:func:`torch_fidelity_domain_metrics`) by :mod:`.fast_fidelity` (what that promises is
+    said there), on :data:`~.threads.METRIC_THREADS` threads.
 
     FID and KID compare the samples with all of ``real`` (whose features and statistics are
     cached as ``real_name``). Precision and recall compare them with a fixed random subset of
@@ -232,6 +244,7 @@ def domain_metrics(
     }
 
 
+@metric_threads()
 def torch_fidelity_domain_metrics(generated: torch.Tensor, real_features: torch.Tensor) -> dict[str, float]:
     """The reference :func:`domain_metrics` must equal: torch-fidelity's own feature-to-metric
     functions on the same features (what ganbench computed before 2026-11-24), on the CPU."""

@@ -44,8 +44,8 @@ class Log:
 
 @dataclass(frozen=True)
 class Table:
-    """A probe's rows for ``<name>.csv`` at one evaluation; they replace that evaluation's
-    earlier rows of the table."""
+    """A probe's rows for ``<name>.csv`` at one evaluation (or the resample's, sampling.csv);
+    they replace that evaluation's earlier rows of the table."""
 
     name: str
     variant: str

@@ -15,7 +15,7 @@ import io
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,11 +37,11 @@ from ganbench.harness.flops import train_step_flops
 from ganbench.harness.grids import sample_grid_png
 from ganbench.harness.plan import Plan
 from ganbench.harness.progress import Progress
-from ganbench.harness.rundir import RunDir
+from ganbench.harness.rundir import SAMPLING_TABLE, RunDir
 from ganbench.harness.seeding import seed_everything
 from ganbench.harness.trainer import LogPoint, Outcome, RunState, Trainer
 from ganbench.probes import ProbeContext
-from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, ProbeSpec
+from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, MetricSpec, ProbeSpec
 from ganbench.superres import bicubic
 from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant, VariantContext
 
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation latents: same for every variant, apart from training's RNG
 PROBE_SEED_OFFSET = 2_000_003  # probes' latents: likewise, and apart from the evaluation's
+RESAMPLE_SEED_OFFSET = 3_000_017  # --resample: the final evaluation's second, independent draw of latents
 GRID_PER_CLASS = 10
 NOT_HELD_OUT = "trained with the held-out classifier's features: its metrics are not held out for this run"
 CHECKPOINT_FORMAT = "ganbench-checkpoint/1"
@@ -130,6 +131,7 @@ class JobEnv:
         labels: torch.Tensor | None,
         final: bool,
         reference: torch.Tensor | None = None,
+        metrics: Sequence[MetricSpec] | None = None,
     ) -> EvalResult:
         evaluation = Evaluation(
             variant=name,
@@ -144,7 +146,12 @@ class JobEnv:
             inception_weights=self.inception_weights,
             reference=reference,
         )
-        return run_metrics(evaluation, applicable(self.plan.metrics, task))
+        return run_metrics(evaluation, applicable(self.plan.metrics, task) if metrics is None else metrics)
+
+    def resampled_metrics(self) -> list[MetricSpec]:
+        """What ``--resample`` scores again: every generation metric of the run except the
+        final-only ones (fid_inception: expensive, and it needs weights)."""
+        return [m for m in applicable(self.plan.metrics, TASK_GENERATION) if not m.final_only]
 
     def probe(self, name: str, variant: Variant, seed: int) -> ProbeOutcome | None:
         """The probes that apply to variant ``name``, run on it; None when none applies."""
@@ -184,6 +191,7 @@ class JobEnv:
         self, variant: str, seed: int, state: RunState, status: str, critic_steps: int, note: str = ""
     ) -> dict[str, Any]:
         rate = state.images_seen / state.train_seconds if state.train_seconds > 0 else math.nan
+        compiled = state.compile_seconds  # the warm-up before the clock: not in train_seconds
         return {
             C.VARIANT: variant,
             C.DATASET: self.splits.name,
@@ -199,6 +207,7 @@ class JobEnv:
             C.TRAIN_IMG_PER_S: rate,
             C.PEAK_MEM_MB: state.peak_mem_mb or math.nan,
             C.TRAIN_FLOPS: self._train_flops(variant, state.step),
+            C.COMPILE_SECONDS: compiled if self.plan.config.compile and status != C.STATUS_REFERENCE else math.nan,
             C.NOTE: note,
         }
 
@@ -262,8 +271,9 @@ def reference_keys(plan: Plan) -> list[tuple[str, int]]:
 
 def run_fingerprint(plan: Plan) -> str:
     """What a checkpoint must have been made under: the options that change what a run
-    computes, hyperparameters as typed values (``1e-4`` and ``0.0001`` are one run)."""
-    options = {k: v for k, v in plan.config.to_json().items() if k not in (*RESUME_MAY_CHANGE, "set")}
+    computes, hyperparameters as typed values (``1e-4`` and ``0.0001`` are one run). Not the
+    run's seeds: a job computes the same whatever other seeds its run has (seeds are added)."""
+    options = {k: v for k, v in plan.config.to_json().items() if k not in (*RESUME_MAY_CHANGE, "set", "seeds")}
     for p in (*plan.variants, *plan.probes):
         options[f"config:{p.spec.name}"] = dataclasses.asdict(p.config)
     return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -272,12 +282,21 @@ def run_fingerprint(plan: Plan) -> str:
 def load_checkpoint(path: Path, variant: str, seed: int, fingerprint: str, data: bytes | None = None) -> dict[str, Any]:
     """A job's checkpoint (the file at ``path``, or its contents ``data``), loaded without
     running any code (``weights_only=True``) and checked to be this job's; anything else is a
-    one-line UsageError naming the file."""
+    one-line UsageError naming the file.
+
+    torch's refusal advises loading with ``weights_only=False``; ganbench never unpickles, so
+    the message keeps only its cause (a file it refuses is damaged or was not written by it).
+    """
+    from ganbench.evaluation.cache import short_reason  # torch's paragraphs to their cause, in one line
+
     fix = f"delete it to restart {variant} seed {seed} from the beginning"
     try:
         state = torch.load(path if data is None else io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise UsageError(f"checkpoint {path} is unreadable ({describe(exc)}); {fix}") from None
+        reason = short_reason(exc)
+        reason = reason if "weights_only" not in reason else type(exc).__name__  # never pass that advice on
+        why = f"damaged, or not a ganbench checkpoint ({reason})"
+        raise UsageError(f"checkpoint {path} is unreadable: {why}; {fix}") from None
     job = state.get("job") if isinstance(state, dict) else None
     if not isinstance(job, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise UsageError(f"checkpoint {path} is not a {CHECKPOINT_FORMAT} file; {fix}")
@@ -378,13 +397,18 @@ class Job:
                         emit(table)
                     for file, data in probes.pictures.items():
                         emit(E.Artefact(env.rundir.relative(env.rundir.probe_picture(spec.name, seed, file)), data))
+                if final and config.resample and isinstance(built, GenerativeVariant):  # after the probes: they
+                    table = self._resample(env, built, state, result)  # are the same with or without it
+                    history.tables.append(dataclasses.asdict(table))
+                    emit(table)
                 note = NOT_HELD_OUT if features.used else ""
                 row = {**env.row(spec.name, seed, state, C.STATUS_OK, built.critic_steps, note), C.GEN_IMG_PER_S: rate}
                 scored = env.scored_row(row, result, probes)
                 history.rows.append(scored.row)
                 history.per_class.extend(scored.per_class)
                 emit(scored)
-                progress.message(f"{self.label}: eval {state.eval_index} at step {state.step}: {_brief(result.values)}")
+                brief = _brief({**result.values, **(probes.values if probes is not None else {})})
+                progress.message(f"{self.label}: eval {state.eval_index} at step {state.step}: {brief}")
                 if final:
                     emit(
                         E.Artefact(env.rundir.relative(env.rundir.sample_grid(spec.name, seed)), self._grid(env, built))
@@ -412,6 +436,7 @@ class Job:
                 config.log_every,
                 on_checkpoint if config.checkpoints else None,
                 step_flops,
+                compile_warm_up=config.compile,  # compilation before the budget's clock starts
             )
             if saved is not None:
                 trainer.load_state_dict(saved["trainer"])
@@ -467,6 +492,28 @@ class Job:
         )
         return samples, labels, None, rate
 
+    def _resample(self, env: JobEnv, variant: GenerativeVariant, state: RunState, main: EvalResult) -> E.Table:
+        """The final generator scored again on latents from an independent seed: sampling.csv's
+        rows for this evaluation, draw 0 the main evaluation's values, draw 1 the resample's."""
+        metrics = env.resampled_metrics()
+        conditional = env.plan.variant(self.variant).spec.conditional
+        seed = self.seed + RESAMPLE_SEED_OFFSET
+        n, k = self.config.eval_samples, env.splits.num_classes
+        samples, labels, _ = generate_samples(variant, n, k, conditional, seed)
+        again = env.evaluate(self.variant, TASK_GENERATION, samples, labels, True, metrics=metrics)
+        columns = [c for m in metrics for c in m.columns]
+        rows = [
+            {
+                C.DRAW: draw,
+                C.SAMPLING_SEED: sampling_seed,
+                C.STEP: state.step,
+                **{c: result.values.get(c, math.nan) for c in columns},
+                C.EVAL_SECONDS: result.seconds,
+            }
+            for draw, (sampling_seed, result) in enumerate(((self.seed + EVAL_SEED_OFFSET, main), (seed, again)))
+        ]
+        return E.Table(SAMPLING_TABLE, self.variant, self.seed, state.eval_index, rows)
+
     def _grid(self, env: JobEnv, variant: Variant) -> bytes:
         if isinstance(variant, SuperResolutionVariant):  # rows: input, bicubic, output, original
             targets = env.splits.test_images[:GRID_PER_CLASS]
@@ -492,8 +539,18 @@ class Job:
         return sample_grid_png(samples, GRID_PER_CLASS, row_labels)
 
 
-def _brief(values: dict[str, float]) -> str:
-    shown = [
-        c for c in (C.FID_DOMAIN, C.CLASS_CONSISTENCY, C.CLASS_COVERAGE) if c in values and not math.isnan(values[c])
-    ]
-    return ", ".join(f"{c} {values[c]:.4g}" for c in shown) or "no finite metrics"
+BRIEF_COLUMNS = (C.FID_DOMAIN, C.CLASS_CONSISTENCY, C.CLASS_COVERAGE)
+BRIEF_PLUGIN_COLUMNS = 4  # a plugin's finite values shown on the progress line, at most
+
+
+def _brief(values: Mapping[str, Any]) -> str:
+    """The progress line's values: the built-in headline metrics, then a plugin's own columns
+    (those :mod:`ganbench.columns` does not name), the finite ones only."""
+    known = {*C.METRIC_COLUMNS, *C.PROBE_COLUMNS}
+    finite = [c for c, v in values.items() if isinstance(v, (int, float)) and math.isfinite(v)]
+    plugin = [c for c in finite if c not in known]
+    shown = [c for c in BRIEF_COLUMNS if c in finite] + plugin[:BRIEF_PLUGIN_COLUMNS]
+    text = ", ".join(f"{c} {values[c]:.4g}" for c in shown)
+    if len(plugin) > BRIEF_PLUGIN_COLUMNS:
+        text += f" (+{len(plugin) - BRIEF_PLUGIN_COLUMNS} more)"
+    return text or "no finite metrics"

@@ -4,18 +4,27 @@ listed. Planning computes nothing and writes nothing."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ganbench.config import RunConfig, default_cache_dir, variant_config
+from ganbench.config import RunConfig, default_cache_dir, search_range, variant_config
 from ganbench.devices import resolve_device
 from ganbench.errors import UsageError
 from ganbench.fastpath import check_precision
 from ganbench.registry import Registry
-from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, DatasetSpec, MetricSpec, ProbeSpec, VariantSpec
+from ganbench.specs import (
+    TASK_GENERATION,
+    TASK_SUPER_RESOLUTION,
+    DatasetSpec,
+    MetricSpec,
+    ProbeSpec,
+    VariantSpec,
+    column_directions,
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,9 @@ class PlannedVariant:
     spec: VariantSpec
     config: Any
     plugin: str
+    # The search space of a hyperparameter search: the spec's declared ranges, less the fields
+    # --set fixes, with the --search ranges of the run in place or added.
+    search: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,12 @@ class Plan:
         return [c for spec in (*self.metrics, *(p.spec for p in self.probes)) for c in spec.columns]
 
     @property
+    def directions(self) -> dict[str, str]:
+        """``{column: "higher" | "lower" | "neither"}`` for every column of :attr:`columns`, as
+        its metric or probe declares it."""
+        return {c: d for spec in (*self.metrics, *(p.spec for p in self.probes)) for c, d in column_directions(spec).items()}
+
+    @property
     def generates(self) -> bool:
         return any(p.spec.task == TASK_GENERATION for p in self.variants)
 
@@ -113,12 +131,19 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
             f"--set names {', '.join(sorted(unknown_sets))}, which is neither a variant in --variants "
             f"({', '.join(variant_names)}) nor a probe that runs ({', '.join(probe_names) or 'none'})"
         )
+    unknown_searches = set(config.search) - set(variant_names)
+    if unknown_searches:
+        raise UsageError(
+            f"--search names {', '.join(sorted(unknown_searches))}, which is not a variant in --variants "
+            f"({', '.join(variant_names)})"
+        )
     planned = []
     for name in config.variants:
         spec = registry.variant(name)
         overrides = config.set.get(name, {})
+        vconfig = variant_config(name, spec.config, overrides)
         planned.append(
-            PlannedVariant(spec, variant_config(name, spec.config, overrides), registry.variants[name].plugin)
+            PlannedVariant(spec, vconfig, registry.variants[name].plugin, _search(name, spec, overrides, config))
         )
     probes = tuple(
         PlannedProbe(
@@ -138,6 +163,30 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
     cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
     resolved = config.replace(out=run_dir.absolute(), plugin=tuple(Path(p).resolve() for p in config.plugin))
     return Plan(resolved, dataset, tuple(planned), metrics, device, cache_dir, probes)
+
+
+def _search(name: str, spec: VariantSpec, overrides: Mapping[str, Any], config: RunConfig) -> dict[str, Any]:
+    ranges = {key: search_range(name, spec.config, key, text) for key, text in config.search.get(name, {}).items()}
+    both = sorted(set(ranges) & set(overrides))
+    if both:
+        raise UsageError(
+            f"{name}.{both[0]} is both fixed by --set and searched by --search; give one "
+            f"(--set fixes a value, --search gives the range a search draws it from)"
+        )
+    space = {key: r for key, r in spec.search_space.items() if key not in overrides}
+    return {**space, **ranges}
+
+
+def check_batch_sizes(plan: Plan, train_size: int) -> None:
+    """Every variant's batch size fits in the training split (known once the data is loaded):
+    UsageError otherwise, naming the variant and what is accepted."""
+    for p in plan.variants:
+        batch = int(getattr(p.config, "batch_size", 64))  # as Variant.batch_size reads it
+        if batch > train_size:
+            raise UsageError(
+                f"{p.spec.name}.batch_size = {batch} is more than the {train_size} images of "
+                f"{plan.dataset.name}'s training split; accepted: 1 to {train_size} (--set {p.spec.name}.batch_size=N)"
+            )
 
 
 def _probe_names(config: RunConfig, registry: Registry) -> list[str]:

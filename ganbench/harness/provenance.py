@@ -13,6 +13,7 @@ import torch
 
 import ganbench
 from ganbench.harness.rundir import RUN_FORMAT
+from ganbench.specs import column_directions
 
 if TYPE_CHECKING:  # pragma: no cover
     from ganbench.attributes import Attributes
@@ -24,8 +25,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def environment(device: torch.device) -> dict[str, Any]:
+    """Versions, the CPU, and the thread counts: torch's, each BLAS's as threadpoolctl sees it,
+    and the fixed count the metric arithmetic runs on (``metric_threads``)."""
     import torch_fidelity
     import torchvision
+
+    from ganbench.evaluation.threads import thread_record
 
     cpu = platform.processor()
     try:
@@ -41,7 +46,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu,
-        "torch_threads": torch.get_num_threads(),
+        **thread_record(),  # torch_threads, torch_interop_threads, blas, openmp, metric_threads
         "device": str(device),
     }
     if device.type == "cuda":
@@ -76,6 +81,20 @@ def with_step_flops(record: dict[str, Any], step_flops: Mapping[str, int | None]
     (None where counting failed): what a FLOP budget divides, and what ``train_flops`` multiplies."""
     variants = {name: {**v, "train_step_flops": step_flops.get(name)} for name, v in record["variants"].items()}
     return {**record, "variants": variants}
+
+
+def columns_record(plan: Plan, registry: Registry) -> dict[str, dict[str, str]]:
+    """``{column: {"direction", "kind", "source", "plugin"}}`` for every column the run's metrics
+    and probes fill: which way it is better (its spec's ``directions``; "neither" when it
+    declares none), whether a ``metric`` or a ``probe`` fills it, which one, and from which
+    plugin. The report reads its arrows, bold best and verdicts from here."""
+    owners = [("metric", spec, registry.metrics[spec.name].plugin) for spec in plan.metrics]
+    owners += [("probe", p.spec, p.plugin) for p in plan.probes]
+    return {
+        column: {"direction": direction, "kind": kind, "source": spec.name, "plugin": plugin}
+        for kind, spec, plugin in owners
+        for column, direction in column_directions(spec).items()
+    }
 
 
 def config_record(
@@ -119,6 +138,7 @@ def config_record(
         "metrics": {
             m.name: {"plugin": registry.metrics[m.name].plugin, "columns": list(m.columns)} for m in plan.metrics
         },
+        "columns": columns_record(plan, registry),
         "plugin_errors": [str(e) for e in registry.errors],
         "environment": environment(plan.device),
         "command": sys.argv if sys.argv and sys.argv[0].endswith("ganbench") else None,

@@ -176,7 +176,7 @@ class _Tracked:
             self.ended = event
 
     def _from_row(self, row: dict[str, Any]) -> None:
-        peak = row.get(C.PEAK_MEM_MB)
+        peak, compiled = row.get(C.PEAK_MEM_MB), row.get(C.COMPILE_SECONDS)
         self.critic_steps = int(row.get(C.CRITIC_STEPS) or 0)
         self.state = RunState(
             step=row[C.STEP],
@@ -184,6 +184,7 @@ class _Tracked:
             train_seconds=row[C.TRAIN_SECONDS],
             eval_index=row[C.EVAL_INDEX],
             peak_mem_mb=0.0 if peak is None or math.isnan(peak) else peak,
+            compile_seconds=0.0 if compiled is None or math.isnan(compiled) else compiled,
         )
 
     def stop(self, env: JobEnv, handle: Handle, status: str, note: str) -> None:

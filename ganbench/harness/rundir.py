@@ -10,6 +10,7 @@ a leftover temporary file is ignored and removed by the next run.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ganbench.errors import UsageError
+from ganbench.errors import UsageError, describe
 
 try:
     import fcntl
@@ -72,6 +73,7 @@ SUMMARY_CSV = "summary.csv"
 PER_CLASS_CSV = "per_class.csv"
 TRAIN_LOG_CSV = "train_log.csv"
 JOBS_CSV = "jobs.csv"
+SAMPLING_TABLE = "sampling"  # sampling.csv (--resample): a table of the writer, like the probes' tables
 SAMPLES_DIR = "samples"
 CHECKPOINTS_DIR = "checkpoints"
 PROBES_DIR = "probes"
@@ -262,6 +264,11 @@ def opened(path: Path) -> Iterator[RunDir]:
     again if the run stops before it writes config.json, so a failed start leaves nothing."""
     rundir = RunDir(path)
     created = False
+    new_parents = []  # folders above path this call creates (results/ on a first run), innermost first
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        new_parents.append(parent)
+        parent = parent.parent
     try:
         path.mkdir(parents=True)
         created = True
@@ -276,6 +283,7 @@ def opened(path: Path) -> Iterator[RunDir]:
     except BaseException:
         if created:
             shutil.rmtree(path, ignore_errors=True)
+            _remove_empty(new_parents)
         raise
     try:
         if previous and previous.get("pid") != os.getpid():
@@ -287,4 +295,125 @@ def opened(path: Path) -> Iterator[RunDir]:
         if created and not rundir.config.exists():
             (path / LOCK_FILE).unlink(missing_ok=True)
             shutil.rmtree(path, ignore_errors=True)
+            _remove_empty(new_parents)
         lock.release()
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove these folders, innermost first, each only while it is empty (another run may
+    have started in one meanwhile)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+# --- tables.json: what the writer wrote -----------------------------------------------------------
+
+TABLES_JSON = "tables.json"
+TABLES_FORMAT = "ganbench-tables/1"
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _valid_version(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("sha256"), str)
+        and len(value["sha256"]) == 64
+        and set(value["sha256"]) <= _SHA256_HEX
+        and isinstance(value.get("rows"), int)
+        and not isinstance(value.get("rows"), bool)
+        and value["rows"] >= 0
+    )
+
+
+def read_manifest(run_dir: Path | str) -> dict[str, dict[str, Any]] | None:
+    """``tables.json`` of a run: ``{table file name: entry}``, or None when the run has none (it was
+    written before ganbench recorded its tables). An entry is ``{"sha256", "rows"}`` of the table's
+    content, plus ``"previous"`` while a new version is being written: the version it replaces
+    (``null``: the table did not exist yet). Either version is the table, whole.
+
+    Raises ValueError (one line) when the file exists but is not such a record."""
+    path = Path(run_dir) / TABLES_JSON
+    try:
+        record = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror or describe(exc)})") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"is not JSON ({type(exc).__name__})") from None
+    tables = record.get("tables") if isinstance(record, dict) else None
+    if not isinstance(tables, dict) or record.get("format") != TABLES_FORMAT:
+        raise ValueError(f"is not a {TABLES_FORMAT} record")
+    for name, entry in record["tables"].items():
+        previous = entry.get("previous") if isinstance(entry, dict) else None
+        if not _valid_version(entry) or not (previous is None or _valid_version(previous)):
+            raise ValueError(f"has a malformed entry for {name!r}")
+    return record["tables"]
+
+
+def manifest_accepts(entry: dict[str, Any], data: bytes | None) -> dict[str, Any] | None:
+    """The version of ``entry`` that ``data`` is (None: neither). ``data`` None is an absent file,
+    accepted only while the table's first version is being written (``"previous": null``)."""
+    if data is None:
+        return {"sha256": None, "rows": 0} if "previous" in entry and entry["previous"] is None else None
+    digest = sha256_hex(data)
+    for version in (entry, entry.get("previous") or {}):
+        if version.get("sha256") == digest:
+            return {"sha256": digest, "rows": version["rows"]}
+    return None
+
+
+def write_manifest(run_dir: Path | str, tables: dict[str, dict[str, Any]]) -> None:
+    record = {"format": TABLES_FORMAT, "tables": {name: tables[name] for name in sorted(tables)}}
+    atomic_write_text(Path(run_dir) / TABLES_JSON, json.dumps(record, indent=1) + "\n")
+
+
+# --- temporaries outside a run directory (reports) -----------------------------------------------
+
+
+def _temporary_owner(name: str) -> int | None:
+    """The pid in a name :func:`temporary_path` made, else None."""
+    if not name.startswith(".") or TMP_MARKER not in name:
+        return None
+    pid, _, tag = name.rpartition(TMP_MARKER)[2].partition("-")
+    if not pid.isdigit() or len(tag) != 8 or not set(tag) <= _SHA256_HEX:
+        return None
+    return int(pid)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_dead_temporaries(folder: Path) -> list[Path]:
+    """Temporary files left in ``folder`` (not below it) by a ganbench process that no longer
+    runs (a killed report): removed. A live process's are left to it; other files are never touched."""
+    stale = []
+    try:
+        entries = list(folder.iterdir()) if folder.is_dir() else []
+    except OSError:
+        return stale
+    for p in sorted(entries):
+        pid = _temporary_owner(p.name)
+        if pid is not None and not _alive(pid) and p.is_file():
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+            stale.append(p)
+    return stale

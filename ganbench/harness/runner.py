@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import pandas as pd
 
 from ganbench import columns as C
 from ganbench.attributes import dataset_attributes
-from ganbench.config import RunConfig, differences
+from ganbench.config import RunConfig, differences, format_seeds
 from ganbench.data import DataRequest, check_splits, load_dataset
 from ganbench.errors import RunInterrupted, UsageError
 from ganbench.evaluation.classifier import load_or_train
@@ -30,9 +31,9 @@ from ganbench.evaluation.judges import load_or_train_judges
 from ganbench.harness import rundir as R
 from ganbench.harness.executor import Executor, LocalExecutor
 from ganbench.harness.job import Job, JobEnv, load_checkpoint, reference_keys, reference_rows, run_fingerprint
-from ganbench.harness.plan import Plan, plan_run
+from ganbench.harness.plan import Plan, check_batch_sizes, plan_run
 from ganbench.harness.provenance import classifier_record, config_record, with_step_flops
-from ganbench.harness.writer import DONE_STATUSES, ResultsWriter, format_summary
+from ganbench.harness.writer import DONE_STATUSES, ResultsWriter, final_rows, format_summary
 from ganbench.registry import Registry, load_registry
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,36 @@ SUMMARY_METRICS = (
 
 @dataclass(frozen=True)
 class RunResult:
+    """What ``ganbench.run`` returns. ``directions``: ``{column: "higher" | "lower" | "neither"}``
+    of every column the run's metrics and probes fill (what config.json's ``columns`` records)."""
+
     run_dir: Path
     metrics: pd.DataFrame
     summary: pd.DataFrame
     jobs: pd.DataFrame
+    directions: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def plugin_columns(self) -> list[str]:
+        """The run's metric and probe columns that :mod:`ganbench.columns` does not name: a
+        plugin's own, shown after the built-in ones."""
+        known = {*C.METRIC_COLUMNS, *C.PROBE_COLUMNS}
+        return [c for c in self.directions if c not in known]
 
     def format_summary(self) -> str:
-        return format_summary(self.summary, SUMMARY_METRICS)
+        """The summary table, then what the seeds decide (the report's first section in words)."""
+        table = format_summary(self.summary, [*SUMMARY_METRICS, *self.plugin_columns])
+        lines = self.verdict_lines()
+        return table + ("\n\n" + "\n".join(lines) if lines else "")
+
+    def verdict_lines(self) -> list[str]:
+        """One sentence per compared pair on the main metrics and on the plugin columns with a
+        direction (:mod:`ganbench.report.verdicts`), or why nothing can be compared."""
+        from ganbench.report.verdicts import MAIN, summary_lines  # torch-free; only for the console
+
+        trained = self.metrics[self.metrics[C.STATUS] != C.STATUS_REFERENCE]
+        metrics = [*MAIN, *(c for c in self.plugin_columns if c not in MAIN)]
+        return summary_lines(final_rows(trained), metrics, self.run_dir, directions=self.directions)
 
     @property
     def unfinished(self) -> pd.DataFrame:
@@ -58,13 +82,24 @@ class RunResult:
         return self.jobs[self.jobs[C.STATUS] != C.STATUS_OK]
 
 
-def _check_same_run(record: dict[str, Any], plan: Plan) -> None:
-    """A run directory is only continued with the options it was started with."""
+def _check_same_run(record: dict[str, Any], plan: Plan) -> list[int]:
+    """A run directory is only continued with the options it was started with, except that
+    seeds may be added (more seeds on demand): returns the seeds the plan adds to the run."""
     try:
         before = RunConfig.from_mapping(record["run"], source=f"{plan.run_dir / R.CONFIG_JSON}")
     except UsageError as exc:
         raise UsageError(f"--out {plan.run_dir} holds a run that cannot be resumed: {exc}") from None
-    changed = differences(before, plan.config)
+    seeds = plan.config.seeds
+    dropped = [s for s in before.seeds if s not in seeds]
+    if dropped:
+        them = "it" if len(dropped) == 1 else "them"
+        raise UsageError(
+            f"--seeds {format_seeds(seeds)} would drop seed{'s' if len(dropped) > 1 else ''} "
+            f"{format_seeds(dropped)} of the run in {plan.run_dir}, and a run's seeds are only added to; "
+            f"accepted: its seeds {format_seeds(before.seeds)} or a superset of {them}, "
+            f"e.g. --seeds {format_seeds([*before.seeds, *(max(before.seeds) + 1 + i for i in range(3))])}"
+        )
+    changed = differences(before, plan.config.replace(seeds=before.seeds))
     for section, planned in (("variants", plan.variants), ("probes", plan.probes)):
         saved = record.get(section) or {}
         for p in planned:
@@ -78,6 +113,7 @@ def _check_same_run(record: dict[str, Any], plan: Plan) -> None:
             f"--out {plan.run_dir} holds a run with other options ({'; '.join(changed)}); "
             f"resume it with its own options (ganbench run --resume {plan.run_dir}) or choose another --out"
         )
+    return [s for s in seeds if s not in before.seeds]
 
 
 def _check_same_classifier(record: dict[str, Any], current: dict[str, Any], run_dir: Path) -> None:
@@ -127,10 +163,10 @@ def run(
         _check_same_run(existing, plan)
     with R.opened(plan.run_dir) as rundir:
         record = R.inspect_out(plan.run_dir)  # again, under the lock: another run may have started it meanwhile
-        if record is not None:
-            _check_same_run(record, plan)
+        added = _check_same_run(record, plan) if record is not None else []
         splits = load_dataset(plan.dataset, DataRequest(config.data_dir, config.download, plan.cache_dir))
         check_splits(plan.dataset, splits)
+        check_batch_sizes(plan, splits.train_images.shape[0])  # bad input: refused before config.json is written
         classifier = load_or_train(splits, plan.cache_dir, plan.device)
         attributes = dataset_attributes(plan.dataset, splits)
         judges = (
@@ -141,7 +177,12 @@ def run(
             _check_same_classifier(record, classifier_record(classifier), plan.run_dir)
             now = dt.datetime.now().isoformat(timespec="seconds")
             new_record = {**new_record, "started": record.get("started"), "resumed": [*record.get("resumed", []), now]}
+            extended = [*record.get("extended", []), *([{"at": now, "seeds": added}] if added else [])]
+            if extended:  # more seeds on demand: when each was added
+                new_record["extended"] = extended
         tables = [t for p in plan.probes for t in p.spec.tables]
+        if config.resample and plan.generates:
+            tables.append(R.SAMPLING_TABLE)
         writer = ResultsWriter(rundir, plan.columns, [*reference_keys(plan), *plan.jobs()], tables)
         jobs = [Job(v, s, plan.config) for v, s in plan.jobs() if writer.status(v, s) not in DONE_STATUSES]
         fingerprint = run_fingerprint(plan)
@@ -156,6 +197,8 @@ def run(
         if record is not None:
             done = len(plan.jobs()) - len(jobs)
             log.info("resuming %s: %d of %d jobs done, %d to run", plan.run_dir, done, len(plan.jobs()), len(jobs))
+            if added:
+                log.info("seeds added to the run: %s", format_seeds(added))
         result = _run_jobs(plan, writer, env, jobs, executor or _executor(env))
     if report:
         from ganbench.report.render import build_report
@@ -184,4 +227,4 @@ def _run_jobs(plan: Plan, writer: ResultsWriter, env: JobEnv, jobs: list[Job], e
         raise RunInterrupted(plan.run_dir) from exc
     finally:
         metrics, summary = writer.finish()
-    return RunResult(plan.run_dir, metrics, summary, writer.jobs_frame())
+    return RunResult(plan.run_dir, metrics, summary, writer.jobs_frame(), plan.directions)

@@ -23,6 +23,7 @@ from ganbench import columns as C
 from ganbench.budget import Budget
 from ganbench.data import BatchSource
 from ganbench.devices import synchronize
+from ganbench.fastpath import warm_up
 from ganbench.harness.seeding import capture_rng, restore_rng
 from ganbench.variant import Variant
 
@@ -36,6 +37,7 @@ class RunState:
     step: int = 0
     images_seen: int = 0
     train_seconds: float = 0.0
+    compile_seconds: float = 0.0  # warm-ups before the clock (compilation), summed over resumes
     eval_index: int = 0
     peak_mem_mb: float = 0.0
     next_eval: int = 0  # index of the next evaluation threshold (several collapse when steps are few)
@@ -82,6 +84,9 @@ class Trainer:
         on_checkpoint: ``on_checkpoint(trainer)`` after each evaluation: the moment the whole
             state (:meth:`state_dict`) is consistent and can be saved.
         step_flops: FLOPs of one step (:mod:`ganbench.harness.flops`); a FLOP budget needs it.
+        compile_warm_up: run one throwaway step first (:func:`ganbench.fastpath.warm_up`), so
+            that ``--compile``'s compilation happens before the clock starts; its seconds are
+            ``state.compile_seconds``, not training time, and it changes nothing the run computes.
 
     A trainer restored with :meth:`load_state_dict` continues exactly where the saved one was.
     """
@@ -97,6 +102,7 @@ class Trainer:
         log_every: int = 50,
         on_checkpoint: Callable[[Trainer], None] | None = None,
         step_flops: int | None = None,
+        compile_warm_up: bool = False,
     ) -> None:
         self.variant = variant
         self.source = source
@@ -107,6 +113,7 @@ class Trainer:
         self.log_every = log_every
         self.on_checkpoint = on_checkpoint
         self.step_flops = step_flops
+        self.compile_warm_up = compile_warm_up
         self.state = RunState()
         self.device = variant.device
 
@@ -133,6 +140,11 @@ class Trainer:
         pending: list[torch.Tensor] = []  # each step's losses, still on the device
         seen: list[int] = []  # images consumed up to each pending step (host integers: no sync)
         variant.train(True)
+        if self.compile_warm_up:  # in every process that trains: a resumed job compiles again
+            start = time.perf_counter()
+            warm_up(variant, self.source)
+            synchronize(self.device)
+            state.compile_seconds += time.perf_counter() - start
         synchronize(self.device)
         last = time.perf_counter()
         while True:

@@ -7,12 +7,19 @@ resumed job's restored history replaces what the tables held for it. Rows are wr
 plan's order whatever order they arrive in, so a resumed or parallel run writes the same
 tables as an uninterrupted one. Every table is rewritten atomically (:mod:`.rundir`) after
 each row and at each job's start and end.
+
+``tables.json`` records each table's SHA-256 and row count, so a reader can tell a damaged
+table from the one written. It is written before the tables it describes, naming both the new
+and the replaced version of each, and settled (the new versions only) at the end: a process
+killed between the two writes leaves tables that ``tables.json`` still accepts.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -26,10 +33,14 @@ from ganbench.harness.rundir import (
     METRICS_PARQUET,
     PER_CLASS_CSV,
     SUMMARY_CSV,
+    TABLES_JSON,
     TRAIN_LOG_CSV,
     RunDir,
-    atomic_write,
     atomic_write_bytes,
+    manifest_accepts,
+    read_manifest,
+    sha256_hex,
+    write_manifest,
 )
 
 # Status of a job that started and has not ended (in jobs.csv only).
@@ -38,6 +49,10 @@ JOB_COLUMNS = (C.VARIANT, C.SEED, C.STATUS, C.STEP, C.EVAL_INDEX, C.NOTE)
 # A job with one of these statuses is done: a resumed run skips it (failed and interrupted
 # jobs continue from their last checkpoint).
 DONE_STATUSES = frozenset({C.STATUS_OK, C.STATUS_DIVERGED})
+# Tables a resume may find edited or damaged and still go on: the writer makes them again whole
+# (metrics.csv from metrics.parquet; jobs.csv from its jobs). A damaged table of any other kind
+# holds rows the resume keeps, so it is refused rather than written again as if it were whole.
+REWRITTEN_ON_RESUME = frozenset({METRICS_CSV, JOBS_CSV, SUMMARY_CSV})
 INT_COLUMNS = (C.SEED, C.EVAL_INDEX, C.STEP, C.IMAGES_SEEN)
 ROW = "row"  # a probe table's row number within one evaluation
 
@@ -72,29 +87,68 @@ class ResultsWriter:
         # probes' tables, by name: rows keyed by (variant, seed, eval_index, position)
         self.tables: dict[str, dict[Key, dict[str, Any]]] = {name: {} for name in tables}
         self._dirty: set[str] = set()
+        # tables.json: each table's current version as recorded, and (until it is renamed into
+        # place) the version a pending write replaces (None: the file did not exist)
+        self._recorded: dict[str, dict[str, Any]] = {}
+        self._replaced: dict[str, dict[str, Any] | None] = {}
+        self._foreign: dict[str, dict[str, Any]] = {}  # entries of tables this writer does not keep
         self._load()
 
     # --- state ----------------------------------------------------------------------------------
 
     def _load(self) -> None:
-        """The tables of a run being resumed (metrics from Parquet: exact types)."""
-        for name, table, key in (
+        """The tables of a run being resumed (metrics from Parquet: exact types), each checked
+        against tables.json; a table it does not record (an older run) is written again."""
+        try:
+            manifest = read_manifest(self.rundir.path)
+        except ValueError as exc:
+            raise UsageError(
+                f"{self.rundir.path / TABLES_JSON} {exc}; this run cannot be resumed: restore it from a copy of the run"
+            ) from None
+        loaded = [
             (METRICS_PARQUET, self.rows, (C.VARIANT, C.SEED, C.EVAL_INDEX)),
             (PER_CLASS_CSV, self.per_class, (C.VARIANT, C.SEED, C.EVAL_INDEX, C.CLASS_INDEX)),
             (TRAIN_LOG_CSV, self.train_log, (C.VARIANT, C.SEED, C.STEP)),
             (JOBS_CSV, self.jobs, (C.VARIANT, C.SEED)),
             *((f"{name}.csv", table, (C.VARIANT, C.SEED, C.EVAL_INDEX, ROW)) for name, table in self.tables.items()),
-        ):
+        ]
+        for name, table, key in [*loaded, (METRICS_CSV, None, ()), (SUMMARY_CSV, None, ())]:
             path = self.rundir.table(name)
             if not path.exists():
                 continue
             try:
-                frame = pd.read_parquet(path) if name.endswith(".parquet") else read_table(path)
+                data = path.read_bytes()
+                frame = _parse(name, data) if table is not None else None
             except Exception as exc:
                 raise UsageError(f"{path} is unreadable ({describe(exc)}); this run cannot be resumed") from None
-            for record in frame.to_dict("records"):
+            self._check(name, data, frame, manifest)
+            for record in frame.to_dict("records") if frame is not None else ():
                 record = {k: _from_table(v) for k, v in record.items()}
                 table[tuple(record[k] for k in key)] = record
+        self._foreign = {k: v for k, v in (manifest or {}).items() if k not in self._recorded}
+
+    def _check(self, name: str, data: bytes, frame: pd.DataFrame | None, manifest: dict | None) -> None:
+        """Record what the file holds; a file tables.json does not accept is made again at the
+        next flush, or refused when the resume would keep its rows."""
+        entry = (manifest or {}).get(name)
+        version = manifest_accepts(entry, data) if entry is not None else None
+        if version is not None:
+            self._recorded[name] = version
+            return
+        if entry is not None and name not in REWRITTEN_ON_RESUME:
+            raise UsageError(
+                f"{self.rundir.table(name)} does not match what this run wrote ({TABLES_JSON} records its checksum): "
+                "it was damaged or edited; this run cannot be resumed: restore the file from a copy of the run, "
+                "or start the run again in a new --out"
+            )
+        if frame is None:
+            try:
+                frame = _parse(name, data)
+            except Exception:  # a damaged metrics.csv: written again from metrics.parquet
+                frame = pd.DataFrame()
+        self._recorded[name] = {"sha256": sha256_hex(data), "rows": len(frame)}
+        if name != SUMMARY_CSV:  # summary.csv is written at every finish anyway
+            self._dirty.add(METRICS_CSV if name == METRICS_PARQUET else name)
 
     def status(self, variant: str, seed: int) -> str | None:
         job = self.jobs.get((variant, seed))
@@ -187,32 +241,78 @@ class ResultsWriter:
     def flush(self) -> None:
         """Rewrite every table that changed since the last flush."""
         dirty, self._dirty = self._dirty, set()
+        writes: dict[str, tuple[bytes, int]] = {}
         if METRICS_CSV in dirty:
             frame = self.metrics_frame()
-            atomic_write(self.rundir.table(METRICS_CSV), lambda p: frame.to_csv(p, index=False))
-            atomic_write(self.rundir.table(METRICS_PARQUET), lambda p: frame.to_parquet(p, index=False))
+            writes[METRICS_CSV] = (_csv_bytes(frame), len(frame))
+            writes[METRICS_PARQUET] = (frame.to_parquet(None, index=False), len(frame))
         extra = [(f"{name}.csv", table) for name, table in self.tables.items()]
         for name, table in ((PER_CLASS_CSV, self.per_class), (TRAIN_LOG_CSV, self.train_log), *extra):
             if name in dirty and (table or self.rundir.table(name).exists()):
                 frame = pd.DataFrame(self._sorted(table))
-                atomic_write(self.rundir.table(name), lambda p, f=frame: f.to_csv(p, index=False))
+                writes[name] = (_csv_bytes(frame), len(frame))
         if JOBS_CSV in dirty:
             jobs = self.jobs_frame()
-            atomic_write(self.rundir.table(JOBS_CSV), lambda p: jobs.to_csv(p, index=False))
+            writes[JOBS_CSV] = (_csv_bytes(jobs), len(jobs))
+        self._write_tables(writes)
 
     def finish(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         self.flush()
         frame = self.metrics_frame()
         summary = summarize(frame)
-        atomic_write(self.rundir.table(SUMMARY_CSV), lambda p: summary.to_csv(p, index=False))
+        self._write_tables({SUMMARY_CSV: (_csv_bytes(summary), len(summary))})
+        self._write_manifest()  # settled: each table's current version only
         return frame, summary
+
+    def _write_tables(self, writes: dict[str, tuple[bytes, int]]) -> None:
+        """tables.json first (naming the new and the replaced version of each table), then the
+        tables, each atomically: whenever the process stops, tables.json accepts what is on disk."""
+        if not writes:
+            return
+        for name, (data, rows) in writes.items():
+            if name not in self._replaced:  # else an earlier write of it failed: that version is still on disk
+                self._replaced[name] = self._recorded.get(name)
+            self._recorded[name] = {"sha256": sha256_hex(data), "rows": rows}
+        self._write_manifest()
+        for name, (data, _) in writes.items():
+            atomic_write_bytes(self.rundir.table(name), data)
+            del self._replaced[name]
+
+    def _write_manifest(self) -> None:
+        tables = dict(self._foreign)
+        for name, version in self._recorded.items():
+            tables[name] = dict(version)
+            if name in self._replaced and self._replaced[name] != version:
+                tables[name]["previous"] = self._replaced[name]
+        write_manifest(self.rundir.path, tables)
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def _parse(name: str, data: bytes) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(data)) if name.endswith(".parquet") else read_table(io.BytesIO(data))
+
+
+def record_tables(run_dir: Path | str) -> None:
+    """Record a run's tables as they are now in tables.json: for a tool (or a test) that rewrites a
+    run's tables on purpose and keeps metrics.csv and metrics.parquet the same. Never called by a run."""
+    path = Path(run_dir)
+    tables = {}
+    for table in sorted([*path.glob("*.csv"), path / METRICS_PARQUET]):
+        if table.is_file():
+            data = table.read_bytes()
+            tables[table.name] = {"sha256": sha256_hex(data), "rows": len(_parse(table.name, data))}
+    write_manifest(path, tables)
 
 
 STRING_COLUMNS = (C.VARIANT, C.DATASET, C.STATUS, C.NOTE, C.CLASS_NAME, C.PRECISION)
 
 
 def read_table(path) -> pd.DataFrame:
-    """A table as written: only empty cells are missing values; text columns stay text ("NA" is a name)."""
+    """A table as written: only empty cells are missing values; text columns stay text ("NA" is a name).
+    ``path`` may be a file object (the bytes a reader checked)."""
     frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={c: str for c in STRING_COLUMNS})
     present = [c for c in STRING_COLUMNS if c in frame]
     frame[present] = frame[present].fillna("")

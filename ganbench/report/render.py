@@ -9,7 +9,7 @@ import datetime as dt
 import html
 import math
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,9 @@ import jinja2
 import pandas as pd
 
 from ganbench import columns as C
-from ganbench.errors import UsageError
-from ganbench.harness.rundir import atomic_write_bytes, atomic_write_text
-from ganbench.report import plots, stats
+from ganbench.errors import UsageError, describe
+from ganbench.harness.rundir import atomic_write_bytes, atomic_write_text, remove_dead_temporaries
+from ganbench.report import noise, plots, stats, verdicts
 from ganbench.report.load import RunData, load_run
 
 FORMATS = ("html", "md")
@@ -39,8 +39,8 @@ GROUPS = {
     "cost": (C.TRAIN_FLOPS, C.TRAIN_IMG_PER_S, C.GEN_IMG_PER_S, C.PEAK_MEM_MB, C.STEP),
 }  # fmt: skip
 LEADERBOARD = tuple(c for group in GROUPS.values() for c in group)
-# Compared variant against variant (pairwise) and run against run (deltas).
-MAIN = (C.FID_DOMAIN, C.KID_DOMAIN, C.CLASS_CONSISTENCY, C.PSNR, C.STEER_DISENTANGLEMENT, C.TRAIN_IMG_PER_S)
+# Compared variant against variant (verdicts, pairwise) and run against run (deltas).
+MAIN = verdicts.MAIN
 
 
 def parse_formats(text: str | Iterable[str]) -> tuple[str, ...]:
@@ -76,6 +76,8 @@ class Table:
     frame: pd.DataFrame
     bold: pd.DataFrame | None = None  # True where a cell is the best of its column
     caption: str = ""
+    notes: list[str] = field(default_factory=list)  # shown right under the table
+    index: bool = False  # show the frame's index (a matrix's row labels)
 
     def _cells(self, mark: str) -> pd.DataFrame:
         text = self.frame.astype(str)
@@ -89,12 +91,12 @@ class Table:
         if self.bold is not None:
             best = self.bold.reindex_like(escaped).fillna(False).astype(bool)
             escaped = escaped.where(~best, "<strong>" + escaped + "</strong>")
-        return escaped.to_html(index=False, escape=False, border=0, classes="table", na_rep="")
+        return escaped.to_html(index=self.index, escape=False, border=0, classes="table", na_rep="")
 
     @property
     def markdown(self) -> str:
         cells = self._cells("**").map(lambda s: s.replace("|", "\\|"))
-        return cells.to_markdown(index=False)
+        return cells.to_markdown(index=self.index)
 
 
 @dataclass
@@ -126,8 +128,8 @@ def _mean_ci(row: pd.Series) -> str:
     return text
 
 
-def _header(metric: str) -> str:
-    arrow = stats.arrow(metric)
+def _header(metric: str, directions: Mapping[str, str] | None = None) -> str:
+    arrow = stats.arrow(metric, directions)
     return f"{metric} {arrow}".rstrip()
 
 
@@ -141,49 +143,65 @@ def _extra_columns(run: RunData) -> list[str]:
     return [c for c in run.metrics.columns if c not in known]
 
 
+def main_metrics(columns: Sequence[str], directions: Mapping[str, str] | None = None) -> list[str]:
+    """What verdicts and pairwise comparisons decide on, of the shown ``columns``: the built-in
+    main metrics (:data:`MAIN`), then every column the leaderboard does not list by name (a
+    plugin's metric or probe) that has a direction in the run's ``directions``."""
+    chosen = [c for c in MAIN if c in columns] + [c for c in columns if c not in LEADERBOARD and c not in MAIN]
+    return [c for c in chosen if stats.higher_is_better(c, directions) is not None]
+
+
 # --- sections -------------------------------------------------------------------------------------
 
 
+def _known(value: Any) -> str:
+    """A value of config.json as shown: a missing one is "unknown"."""
+    return "unknown" if value is None or value == "" else str(value)
+
+
 def what_was_run(run: RunData) -> Section:
-    r = run.record
-    options = r.get("run", {})
-    env = r.get("environment", {})
-    dataset = r.get("dataset", {})
+    r = run.record  # its sections' shapes are checked by load_run; any of them may be missing
+    options = r.get("run") or {}
+    env = r.get("environment") or {}
+    dataset = r.get("dataset") or {}
     classifier = run.classifier
     rows = [
-        ("dataset", f"{dataset.get('name')} ({dataset.get('train_size')} train / {dataset.get('test_size')} test images, from {dataset.get('source')})"),
-        ("budget", f"{options.get('budget')} per variant and seed; {options.get('evals')} evaluations of {options.get('eval_samples')} samples"),
-        ("seeds", ", ".join(map(str, options.get("seeds", [])))),
-        ("device", f"{env.get('device')} ({env.get('gpu') or env.get('cpu')}, {env.get('torch_threads')} threads)"),
-        ("versions", ", ".join(f"{k} {env[k]}" for k in ("ganbench", "torch", "torchvision", "torch_fidelity", "python") if k in env)),
-        ("held-out classifier", f"{classifier.get('name')}: test accuracy {_num(classifier.get('test_accuracy'))}"),
-        ("started", f"{r.get('started')}" + (f"; resumed {', '.join(r['resumed'])}" if r.get("resumed") else "")),
+        ("dataset", f"{_known(dataset.get('name'))} ({_known(dataset.get('train_size'))} train / {_known(dataset.get('test_size'))} test images, from {_known(dataset.get('source'))})"),
+        ("budget", f"{_known(options.get('budget'))} per variant and seed; {_known(options.get('evals'))} evaluations of {_known(options.get('eval_samples'))} samples"),
+        ("seeds", ", ".join(map(str, options.get("seeds") or [])) or "unknown"),
+        ("device", f"{_known(env.get('device'))} ({_known(env.get('gpu') or env.get('cpu'))}, {_known(env.get('torch_threads'))} threads)"),
+        ("versions", ", ".join(f"{k} {env[k]}" for k in ("ganbench", "torch", "torchvision", "torch_fidelity", "python") if env.get(k) is not None) or "unknown"),
+        ("held-out classifier", f"{_known(classifier.get('name'))}: test accuracy {_num(classifier.get('test_accuracy'))}"),
+        ("started", f"{_known(r.get('started'))}" + (f"; resumed {', '.join(map(str, r['resumed']))}" if r.get("resumed") else "")),
     ]  # fmt: skip
     judges = r.get("judges")
     if judges:
+        judge, steering = judges.get("judge") or {}, judges.get("steering") or {}
         rows.append(
             (
                 "judge / steering classifier",
-                f"class accuracy {_num(judges['judge'].get('class_accuracy'))} / {_num(judges['steering'].get('class_accuracy'))}; "
-                f"mean attribute accuracy {_num(judges['judge'].get('mean_attribute_accuracy'))} / "
-                f"{_num(judges['steering'].get('mean_attribute_accuracy'))}",
+                f"class accuracy {_num(judge.get('class_accuracy'))} / {_num(steering.get('class_accuracy'))}; "
+                f"mean attribute accuracy {_num(judge.get('mean_attribute_accuracy'))} / "
+                f"{_num(steering.get('mean_attribute_accuracy'))}",
             )
         )
     facts = Table(pd.DataFrame(rows, columns=["", "value"]))
     variants = pd.DataFrame(
         [
             (name, v.get("plugin"), v.get("task"), "yes" if v.get("conditional") else "no", v.get("reference", ""))
-            for name, v in r.get("variants", {}).items()
+            for name, v in ((name, v or {}) for name, v in (r.get("variants") or {}).items())
         ],
         columns=["variant", "plugin", "task", "conditional", "reference"],
     )
     section = Section("What was run", tables=[facts, Table(variants)])
+    if run.notices:  # how the tables were read (a damaged metrics.csv replaced by its intact copy): said first
+        section.text = " ".join(f"Note: {notice}" for notice in run.notices)
     references = run.references
     shown = _shown(references, LEADERBOARD)
     if len(references) and shown:
         ref = references[[C.VARIANT, *shown, C.NOTE]].copy()
         ref[shown] = ref[shown].map(_num)
-        section.tables.append(Table(ref.rename(columns={c: _header(c) for c in shown})))
+        section.tables.append(Table(ref.rename(columns={c: _header(c, run.directions) for c in shown})))
         section.notes.append(
             "Reference rows are scored exactly like the variants: `real-data` is images of the train split (the floor "
             "a perfect generator would reach at this sample size); `bicubic-x2` upscales the degraded test images."
@@ -209,9 +227,12 @@ def jobs_section(run: RunData) -> Section:
     return section
 
 
-def leaderboard(finals: pd.DataFrame, label: str, columns: Sequence[str]) -> Section:
-    """Mean [95% CI] over seeds per variant, one table per group of columns, the best in bold."""
-    summary = stats.seed_summary(finals, columns).set_index(["variant", "metric"])
+def leaderboard(
+    finals: pd.DataFrame, label: str, columns: Sequence[str], directions: Mapping[str, str] | None = None
+) -> Section:
+    """Mean [95% CI] over seeds per variant, one table per group of columns, the best in bold
+    (by the run's ``directions``, :func:`.stats.higher_is_better`)."""
+    summary = stats.seed_summary(finals, columns, directions=directions).set_index(["variant", "metric"])
     variants = list(dict.fromkeys(finals[C.VARIANT]))
     seeds = finals.groupby(C.VARIANT, sort=False)[C.SEED].nunique().reindex(variants).tolist()
     section = Section(
@@ -224,42 +245,228 @@ def leaderboard(finals: pd.DataFrame, label: str, columns: Sequence[str]) -> Sec
     for name, shown in grouped.items():
         if not shown:
             continue
-        cells = {_header(c): [_mean_ci(summary.loc[(v, c)]) for v in variants] for c in shown}
-        best = {_header(c): [bool(summary.loc[(v, c), "best"]) for v in variants] for c in shown}
+        cells = {_header(c, directions): [_mean_ci(summary.loc[(v, c)]) for v in variants] for c in shown}
+        best = {_header(c, directions): [bool(summary.loc[(v, c), "best"]) for v in variants] for c in shown}
         frame = pd.DataFrame({label: variants, "seeds": seeds, **cells})
         bold = pd.DataFrame({label: False, "seeds": False, **best}, index=frame.index)
         section.tables.append(Table(frame, bold, caption=name))
     return section
 
 
-def pairwise_section(finals: pd.DataFrame, columns: Sequence[str]) -> Section:
+VERDICTS_TEXT = (
+    "Each main metric's pairs of variants, decided or not. Test: two-sided Mann-Whitney U on the seeds' final values "
+    "(exact, or a permutation test when values tie), p-values adjusted by Holm's method over the pairs of one metric; a "
+    "pair is decided when its adjusted p is below {alpha}. P = the probability that a seed of the row variant beats a "
+    "seed of the column variant (ties count 1/2). A job that failed or diverged ranks as that variant's worst seed. "
+    "Seeds needed: an estimate for 80% power from the observed difference and seed spread (two-sample t-test power via "
+    "the noncentral t, divided by Mann-Whitney's efficiency 3/π, at Bonferroni's α/m); see docs/reports.md."
+)
+
+
+def verdict_section(
+    finals: pd.DataFrame,
+    columns: Sequence[str],
+    table: pd.DataFrame | None = None,
+    directions: Mapping[str, str] | None = None,
+) -> Section:
+    """"What the seeds decide": per main metric a variants × variants matrix, one sentence per
+    decided pair, warnings said once per metric; then the seeds needed for the undecided pairs."""
+    variants = list(dict.fromkeys(finals[C.VARIANT])) if len(finals) else []
+    section = Section("What the seeds decide")
+    metrics = [c for c in columns if stats.higher_is_better(c, directions) is not None]
+    if len(variants) < 2:
+        section.text = "One variant: nothing to compare."
+        return section
+    if table is None:
+        table = verdicts.verdicts(finals, variants, metrics, directions=directions)
+    section.text = VERDICTS_TEXT.format(alpha=verdicts.ALPHA)
+    for metric in metrics:
+        rows = table[table["metric"] == metric]
+        warnings = verdicts.family_warnings(table, finals, variants, metric)
+        if rows.empty:
+            if warnings:
+                section.notes.append(f"{_header(metric, directions)}: " + " ".join(warnings))
+            continue
+        notes = [s for s in rows.loc[rows["decided"].astype(bool), "sentence"]]
+        if not notes:
+            notes.append("No pair is decided on this metric.")
+        section.tables.append(
+            Table(
+                verdicts.matrix(table, metric, variants),
+                caption=_header(metric, directions),
+                notes=notes + warnings,
+                index=True,
+            )
+        )
+    undecided = verdicts.seeds_table(table)
+    if len(undecided):
+        frame = pd.DataFrame(
+            {
+                "metric": [_header(m, directions) for m in undecided["metric"]],
+                "A": undecided["a"],
+                "B": undecided["b"],
+                "seeds (A, B)": [f"{a}, {b}" for a, b in zip(undecided["n_a"], undecided["n_b"])],
+                "A − B": undecided["difference"].map(_num),
+                "seed sd": undecided["pooled_sd"].map(_num),
+                "seeds needed each": [
+                    _seeds_needed(n, sd, e) for n, sd, e in zip(undecided["seeds_needed"], undecided["pooled_sd"],
+                                                                undecided["effect_size"])
+                ],
+                "detectable now": [_detectable(d) for d in undecided["detectable_difference"]],
+            }
+        )
+        section.tables.append(
+            Table(
+                frame,
+                caption="Not decided: seeds needed",
+                notes=[
+                    "Seeds needed each: per variant, to detect the observed difference with 80% power (an estimate from "
+                    "few seeds: the observed difference and spread are themselves uncertain). Detectable now: the "
+                    "smallest difference the current seeds detect with 80% power. Add seeds to a run with "
+                    "`ganbench run --resume RUN_DIR --seeds 0-N`."
+                ],
+            )
+        )
+    return section
+
+
+def change_section(
+    runs: Sequence[RunData],
+    names: Sequence[str],
+    columns: Sequence[str],
+    directions: Mapping[str, str] | None = None,
+) -> Section:
+    """A comparison's "What the seeds decide": per later run, per main metric and variant in both
+    runs, whether the change from the first run is decided (Mann-Whitney, Holm over the
+    variants of one metric)."""
+    section = Section(
+        "What the seeds decide",
+        text="For each variant in both runs and each main metric: is the later run's seed sample better or worse than "
+        f"the first run's? Two-sided Mann-Whitney U on the seeds' final values, Holm-adjusted over the variants of one "
+        f"metric; decided when the adjusted p is below {verdicts.ALPHA}. A failed or diverged job ranks as its run's "
+        "worst seed.",
+    )
+    main = main_metrics(columns, directions)
+    for run, name in zip(runs[1:], names[1:]):
+        table = verdicts.change_verdicts(runs[0].finals, run.finals, main, names=(names[0], name), directions=directions)
+        if table.empty:
+            section.notes.append(f"{name}: no variant is in both runs with a main metric: nothing to decide.")
+            continue
+        frame = pd.DataFrame(
+            {
+                "variant": table["variant"],
+                "metric": [_header(m, directions) for m in table["metric"]],
+                "seeds (before, after)": [f"{a}, {b}" for a, b in zip(table["n_before"], table["n_after"])],
+                f"{names[0]} → {name}": [f"{_num(a)} → {_num(b)}" for a, b in zip(table["before"], table["after"])],
+                "P(after better)": table["p_improvement"].map(_num),
+                "p (Holm)": table["p_holm"].map(_num),
+                "verdict": table["direction"],
+            }
+        )
+        decided = list(table.loc[table["decided"].astype(bool), "sentence"])
+        section.tables.append(
+            Table(frame, caption=f"{names[0]} → {name}", notes=decided or ["No change is decided."])
+        )
+    return section
+
+
+def _seeds_needed(n: float, sd: float, effect: float) -> str:
+    if math.isfinite(n):
+        return str(int(n))
+    if not sd == sd:
+        return "unknown (no spread yet)"
+    if effect == 0:
+        return "none can: equal means"
+    return f"> {verdicts.P.MAX_SEEDS:,}"
+
+
+def _detectable(value: float) -> str:
+    if math.isinf(value):
+        return "none (too few seeds)"
+    return _num(value)
+
+
+def pairwise_section(
+    finals: pd.DataFrame,
+    columns: Sequence[str],
+    table: pd.DataFrame | None = None,
+    directions: Mapping[str, str] | None = None,
+) -> Section:
+    """Every compared pair in detail: means, the difference with Welch's interval, P(A better),
+    the raw and Holm-adjusted p-values, and the verdict."""
     variants = list(dict.fromkeys(finals[C.VARIANT]))
     section = Section("Pairwise comparisons")
     if len(variants) < 2:
         section.text = "One variant: nothing to compare."
         return section
-    pairs = stats.pairwise(finals, variants, [c for c in columns if stats.higher_is_better(c) is not None])
+    if table is None:
+        metrics = [c for c in columns if stats.higher_is_better(c, directions) is not None]
+        table = verdicts.verdicts(finals, variants, metrics, directions=directions)
     section.text = (
-        "For each pair on the main metrics: the difference of the means with a 95% bootstrap confidence interval "
-        "(scipy.stats.bootstrap) and the probability that the first variant beats the second on a random pair of "
-        "seeds (Mann-Whitney U / (n_a n_b), the 'probability of improvement' of Agarwal et al. 2021)."
+        "For each pair on the main metrics: the difference of the means with a 95% Welch t interval (seeds of two "
+        "variants are independent samples with their own spread), the probability that the first variant beats the "
+        "second on a random pair of seeds (Mann-Whitney U / (n_a n_b), the 'probability of improvement' of Agarwal et "
+        "al. 2021), the Mann-Whitney p-value and the same after Holm's correction over the metric's pairs."
     )
     frame = pd.DataFrame(
         {
-            "metric": [_header(m) for m in pairs["metric"]],
-            "A": pairs["a"],
-            "B": pairs["b"],
-            "n (A, B)": [f"{a}, {b}" for a, b in zip(pairs["n_a"], pairs["n_b"])],
+            "metric": [_header(m, directions) for m in table["metric"]],
+            "A": table["a"],
+            "B": table["b"],
+            "n (A, B)": [f"{a}, {b}" for a, b in zip(table["n_a"], table["n_b"])],
             "A − B [95% CI]": [
                 f"{_num(d)} [{_num(lo)}, {_num(hi)}]"
-                for d, lo, hi in zip(pairs["difference"], pairs["ci_low"], pairs["ci_high"])
+                for d, lo, hi in zip(table["difference"], table["ci_low"], table["ci_high"])
             ],
-            "P(A better)": [_num(p) for p in pairs["p_improvement"]],
-            "warning": pairs["warning"].fillna(""),
+            "P(A better)": [_num(p) for p in table["p_improvement"]],
+            "p": [_num(p) for p in table["p_value"]],
+            "p (Holm)": [_num(p) for p in table["p_holm"]],
+            "verdict": [
+                f"{w} better" if d else "not decided" for w, d in zip(table["winner"], table["decided"].astype(bool))
+            ],
         }
     )
     section.tables.append(Table(frame))
     return section
+
+
+def noise_section(run: RunData, columns: Sequence[str]) -> tuple[Section | None, pd.DataFrame]:
+    """Training-seed against sampling variance per variant and metric, from ``sampling.csv``."""
+    sampling = run.tables.get("sampling")
+    directions = run.directions
+    main = main_metrics(columns, directions)
+    table = noise.noise_table(sampling, [c for c in columns if c in main or c in MAIN or c in LEADERBOARD[:7]])
+    if table.empty:
+        return None, table
+    section = Section(
+        "Where the noise comes from",
+        text="Each job's final generator was scored twice, on two independent draws of latents (sampling.csv). Per "
+        "variant and metric, the variance of one reported value splits into training-seed variance (retraining with "
+        "another seed) and sampling variance (redrawing the samples of one trained network): one-way random-effects "
+        "ANOVA estimators, seeds × draws (docs/reports.md). Few seeds make both estimates rough.",
+    )
+    frame = pd.DataFrame(
+        {
+            "variant": table["variant"],
+            "metric": [_header(m, directions) for m in table["metric"]],
+            "seeds": table["seeds"],
+            "training sd": [_num(math.sqrt(v)) if v == v else "–" for v in table["var_training"]],
+            "sampling sd": [_num(math.sqrt(v)) if v == v else "–" for v in table["var_sampling"]],
+            "training share": [f"{v:.0%}" if v == v else "–" for v in table["share_training"]],
+            "dominant": table["dominant"],
+        }
+    )
+    section.tables.append(Table(frame))
+    for metric, group in table.groupby("metric", sort=False):
+        shares = group["share_training"].dropna()
+        if len(shares):
+            who = "training seeds dominate" if (shares > 0.5).all() else (
+                "sampling dominates" if (shares <= 0.5).all() else "the dominant source differs by variant")
+            section.notes.append(
+                f"{_header(metric, directions)}: {who} (training share {shares.min():.0%}–{shares.max():.0%} over "
+                f"{len(shares)} variant{'s' if len(shares) != 1 else ''})."
+            )  # fmt: skip
+    return section, table
 
 
 def _first_seed_pictures(run: RunData, folder: str) -> dict[str, Path]:
@@ -328,8 +535,38 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def _write(out: Path, formats: Sequence[str], title: str, subtitle: str, sections: list[Section]) -> dict[str, Path]:
+def _write(
+    out: Path,
+    formats: Sequence[str],
+    title: str,
+    subtitle: str,
+    sections: list[Section],
+    data: dict[str, pd.DataFrame] | None = None,
+) -> dict[str, Path]:
+    """Write the pages (and the ``data`` tables, as CSV) into ``out``; a directory that cannot
+    be written is one line (UsageError)."""
+    try:
+        if out.exists() and not out.is_dir():
+            raise UsageError(
+                f"cannot write the report to {out}: it is a file, not a directory; choose another --out DIR"
+            )
+        written = _write_pages(out, formats, title, subtitle, sections)
+        for name, frame in (data or {}).items():
+            atomic_write_text(out / name, frame.to_csv(index=False))
+        return written
+    except OSError as exc:
+        reason = exc.strerror or describe(exc)
+        raise UsageError(
+            f"cannot write the report to {out} ({reason}); give a directory you can write to with --out DIR"
+        ) from None
+
+
+def _write_pages(
+    out: Path, formats: Sequence[str], title: str, subtitle: str, sections: list[Section]
+) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
+    for folder in (out, out / IMAGES_DIR):  # half-written files of a report that was killed
+        remove_dead_temporaries(folder)
     env = _environment()
     written: dict[str, Path] = {}
     context = {
@@ -353,32 +590,75 @@ def _write(out: Path, formats: Sequence[str], title: str, subtitle: str, section
     return written
 
 
+@dataclass(frozen=True)
+class Decisions:
+    """The statistics a report decides with, as tables (also written beside the report as
+    ``verdicts.csv``, ``seeds_needed.csv`` and ``noise.csv``).
+
+    Attributes:
+        verdicts: one row per main metric and pair of variants (:data:`.verdicts.VERDICT_COLUMNS`).
+        seeds_needed: the undecided pairs: seeds needed and the detectable difference (:data:`.verdicts.SEEDS_COLUMNS`).
+        noise: training-seed against sampling variance per variant and metric (:data:`.noise.NOISE_COLUMNS`);
+            empty when the run was not resampled.
+    """
+
+    verdicts: pd.DataFrame
+    seeds_needed: pd.DataFrame
+    noise: pd.DataFrame
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"verdicts.csv": self.verdicts, "seeds_needed.csv": self.seeds_needed, "noise.csv": self.noise}
+
+
+def decide(run: RunData | Path | str) -> Decisions:
+    """What the seeds of a run decide (the API behind a report's first section)."""
+    run = run if isinstance(run, RunData) else load_run(run)
+    finals = run.finals
+    columns = [*_shown(finals, LEADERBOARD), *_shown(finals, _extra_columns(run))]
+    main = main_metrics(columns, run.directions)
+    table = verdicts.verdicts(finals, run.variants, main, directions=run.directions)
+    _, noise_frame = noise_section(run, columns)
+    return Decisions(table, verdicts.seeds_table(table), noise_frame)
+
+
 def build_report(
     run_dir: Path | str, out: Path | str | None = None, formats: Sequence[str] = FORMATS
 ) -> dict[str, Path]:
-    """The report of one run: ``<run_dir>/report/`` unless ``out`` says otherwise."""
+    """The report of one run: ``<run_dir>/report/`` unless ``out`` says otherwise. It opens with
+    what the seeds decide; the tables behind that section are written beside the pages."""
     run = load_run(run_dir)
     finals = run.finals
     columns = [*_shown(finals, LEADERBOARD), *_shown(finals, _extra_columns(run))]
+    directions = run.directions
+    main = main_metrics(columns, directions)
+    decisions = decide(run)
     plot_section = Section("Plots")
     for name, data in plots.run_plots(run).items():
         plot_section.images.append(Image(f"{run.name}-{name}", data, Path(name).stem))
+    noise_part, _ = noise_section(run, columns)
     sections = [
+        verdict_section(finals, main, decisions.verdicts, directions),
         what_was_run(run),
         jobs_section(run),
-        leaderboard(finals, C.VARIANT, columns),
-        pairwise_section(finals, [c for c in MAIN if c in columns]),
+        leaderboard(finals, C.VARIANT, columns, directions),
+        pairwise_section(finals, main, decisions.verdicts, directions),
+        noise_part,
         plot_section,
         pictures_section(run),
         probes_section(run),
     ]
-    options = run.record.get("run", {})
+    options = run.record.get("run") or {}
     subtitle = (
-        f"{', '.join(run.variants)} on {run.dataset}, budget {options.get('budget')}, seeds {options.get('seeds')}"
+        f"{', '.join(run.variants)} on {_dataset_name(run)}, budget {options.get('budget')}, "
+        f"seeds {options.get('seeds')}"
     )
-    return _write(
-        Path(out) if out else run.path / "report", formats, f"ganbench report: {run.name}", subtitle, sections
-    )
+    target = Path(out) if out else run.path / "report"
+    return _write(target, formats, f"ganbench report: {run.name}", subtitle, sections, decisions.tables())
+
+
+def _dataset_name(run: RunData) -> str:
+    """The run's dataset in words, also when its config.json names none."""
+    return run.dataset or "an unnamed dataset (its config.json names none)"
 
 
 def comparable(runs: Sequence[RunData]) -> None:
@@ -387,8 +667,8 @@ def comparable(runs: Sequence[RunData]) -> None:
     for run in runs[1:]:
         if run.dataset != first.dataset:
             raise UsageError(
-                f"runs are not comparable: {first.path} is on {first.dataset}, {run.path} on {run.dataset}; "
-                "compare runs of one dataset"
+                f"runs are not comparable: {first.path} is on {_dataset_name(first)}, {run.path} on "
+                f"{_dataset_name(run)}; compare runs of one dataset"
             )
         a, b = first.classifier.get("weights_sha256"), run.classifier.get("weights_sha256")
         if a != b:
@@ -416,8 +696,12 @@ def build_comparison(
         finals[C.VARIANT] = finals[C.VARIANT] + " @ " + name
         labelled.append(finals)
     combined = pd.concat(labelled, ignore_index=True)
-    columns = _shown(combined, LEADERBOARD)
-    sections: list[Section] = []
+    extras = list(dict.fromkeys(c for r in runs for c in _extra_columns(r)))
+    columns = [*_shown(combined, LEADERBOARD), *_shown(combined, extras)]
+    directions: dict[str, str] = {}
+    for run in reversed(runs):  # each column as its earliest run that records it says
+        directions.update(run.directions)
+    sections: list[Section] = [change_section(runs, names, columns, directions)]
     overview = pd.DataFrame(
         [
             (name, ", ".join(r.variants), r.record.get("run", {}).get("budget"), len(r.record.get("run", {}).get("seeds", [])),
@@ -429,14 +713,15 @@ def build_comparison(
     sections.append(
         Section(
             "Runs compared",
-            text=f"{runs[0].dataset}, scored by the same held-out classifier ({runs[0].classifier.get('name')}).",
+            text=f"{runs[0].dataset or 'An unnamed dataset'}, scored by the same held-out classifier "
+            f"({runs[0].classifier.get('name') or 'unnamed'}).",
             tables=[Table(overview)],
         )
     )
-    sections.append(leaderboard(combined, "variant @ run", columns))
+    sections.append(leaderboard(combined, "variant @ run", columns, directions))
     for run, name in zip(runs[1:], names[1:]):
-        main = [c for c in MAIN if c in columns]
-        delta = stats.deltas(runs[0].finals, run.finals, main)
+        main = main_metrics(columns, directions)
+        delta = stats.deltas(runs[0].finals, run.finals, main, directions=directions)
         section = Section(f"{name} against {names[0]}")
         if delta.empty:
             section.text = "No variant is in both runs."
@@ -448,7 +733,7 @@ def build_comparison(
             frame = pd.DataFrame(
                 {
                     "variant": delta["variant"],
-                    "metric": [_header(m) for m in delta["metric"]],
+                    "metric": [_header(m, directions) for m in delta["metric"]],
                     f"{names[0]}": delta["before"].map(_num),
                     f"{name}": delta["after"].map(_num),
                     "change [95% CI]": [
@@ -468,4 +753,5 @@ def build_comparison(
             plot_section.images.append(Image(f"{run.name}-{file}", data, Path(file).stem))
         sections.append(plot_section)
     title = "ganbench comparison: " + " vs ".join(names)
-    return _write(Path(out), formats, title, f"{len(runs)} runs on {runs[0].dataset}", sections)
+    dataset = runs[0].dataset or "an unnamed dataset"
+    return _write(Path(out), formats, title, f"{len(runs)} runs on {dataset}", sections)

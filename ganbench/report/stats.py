@@ -5,15 +5,20 @@ variant: each (variant, seed) job's last evaluation (:attr:`RunData.finals`). Va
 not finite (NaN: a metric that does not apply, a job that stopped before its first evaluation)
 are left out of every statistic and counted (``n_missing``).
 
-With the 2 to 5 seeds a benchmark can afford, every interval here is wide and approximate:
-the functions say so in a ``warning`` rather than hide it (thresholds below).
+With the few seeds a benchmark can afford, every interval here is wide and approximate: the
+functions say so in a ``warning`` rather than hide it (thresholds below). The interval of a
+difference is Welch's t interval by default: under normal seed values its coverage is close to
+the nominal 95% at any n >= 2 (Welch-Satterthwaite degrees of freedom), where a percentile
+bootstrap of 3 or 4 seeds covers far less than it says (it ignores the t correction); the
+bootstrap stays available (``interval="bootstrap"``) and says so when n <= 4. Decisions
+(:mod:`.verdicts`) and seeds needed (:mod:`.power`) are built on these.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -21,6 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from ganbench import columns as C
+from ganbench.specs import HIGHER, LOWER, NEITHER
 
 CONFIDENCE = 0.95
 # scipy's default; a percentile bootstrap of seed means is cheap (vectorized, n <= 10).
@@ -31,6 +37,11 @@ RESAMPLES = 9999
 # group. The percentile interval is always defined when the data vary; neither method covers
 # 95% with 3 seeds (the bootstrap ignores the t correction), hence the warnings.
 BOOTSTRAP_METHOD = "percentile"
+# The interval of a difference of means: "welch" (Welch's t interval) or "bootstrap".
+INTERVALS = ("welch", "bootstrap")
+# At or below this many seeds a percentile bootstrap interval under-covers badly (its
+# resamples of n values take at most C(2n - 1, n) distinct means; it has no t correction).
+BOOTSTRAP_UNDERCOVERS = 4
 # Fewer seeds than this in either group: "too few to tell".
 MIN_SEEDS = 3
 # The conventional significance level: with n_a vs n_b seeds the smallest possible two-sided
@@ -41,21 +52,24 @@ ALPHA = 0.05
 SUMMARY_COLUMNS = ("variant", "metric", "n", "n_missing", "mean", "std", "ci_low", "ci_high", "best")
 
 
-def higher_is_better(metric: str) -> bool | None:
-    """True when a higher value of ``metric`` is better, False when lower is (both from
-    :mod:`ganbench.columns`), None when neither: ids, times, ``steer_*latent_distance``, and
-    columns ganbench does not know (a plugin's metric declares no direction, and a guessed one
-    would mark the wrong "best")."""
-    if metric in C.LOWER_IS_BETTER:
-        return False
-    if metric in C.HIGHER_IS_BETTER:
-        return True
-    return None
+def higher_is_better(metric: str, directions: Mapping[str, str] | None = None) -> bool | None:
+    """True when a higher value of ``metric`` is better, False when lower is, None when neither.
+
+    ``directions`` is a run's record, ``{column: "higher" | "lower" | "neither"}``
+    (:attr:`.load.RunData.directions`: what each metric's and probe's spec declared). A column it
+    does not name (the host's own cost columns, and every column of a run written before the
+    record existed) takes its direction from :mod:`ganbench.columns`; a column neither knows
+    (ids, times, a plugin column of an older run) has none: a guessed one would mark the wrong
+    "best"."""
+    word = (directions or {}).get(metric)
+    if word is None:
+        word = LOWER if metric in C.LOWER_IS_BETTER else HIGHER if metric in C.HIGHER_IS_BETTER else NEITHER
+    return {HIGHER: True, LOWER: False}.get(word)
 
 
-def arrow(metric: str) -> str:
+def arrow(metric: str, directions: Mapping[str, str] | None = None) -> str:
     """ "↑" (higher is better), "↓" (lower is better) or "" for a report's column header."""
-    return {True: "↑", False: "↓", None: ""}[higher_is_better(metric)]
+    return {True: "↑", False: "↓", None: ""}[higher_is_better(metric, directions)]
 
 
 def finite(values) -> np.ndarray:
@@ -75,13 +89,18 @@ def mean_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[f
     return mean - half, mean + half
 
 
-def seed_summary(finals: pd.DataFrame, metrics: Sequence[str], confidence: float = CONFIDENCE) -> pd.DataFrame:
+def seed_summary(
+    finals: pd.DataFrame,
+    metrics: Sequence[str],
+    confidence: float = CONFIDENCE,
+    directions: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
     """Per variant (in the order they appear) and metric (in the given order): ``n`` finite
     seed values, ``n_missing`` rows without one (NaN, infinite, or the column is absent: left
     out), their ``mean``, ``std`` (ddof=1; NaN below 2 values), the Student t confidence
     interval of the mean (``ci_low``, ``ci_high``; NaN below 2 values) and ``best``: whether
     the mean is the best of the metric over variants (ties all marked; none when the metric
-    has no direction, :func:`higher_is_better`)."""
+    has no direction, :func:`higher_is_better` with the run's ``directions``)."""
     rows = []
     if finals.empty or C.VARIANT not in finals:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
@@ -105,7 +124,7 @@ def seed_summary(finals: pd.DataFrame, metrics: Sequence[str], confidence: float
             )
     table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     for metric in metrics:
-        higher = higher_is_better(metric)
+        higher = higher_is_better(metric, directions)
         means = table.loc[table["metric"] == metric, "mean"]
         if higher is None or means.isna().all():
             continue
@@ -122,7 +141,7 @@ class Comparison:
         n_a, n_b: finite values in each.
         mean_a, mean_b: their means.
         difference: mean_a − mean_b.
-        ci_low, ci_high: bootstrap confidence interval of the difference (NaN when it cannot
+        ci_low, ci_high: confidence interval of the difference (Welch by default; NaN when it cannot
             be computed; ``warning`` says why).
         p_improvement: P(A better than B) for a random pair of values, ties counting 1/2:
             Mann-Whitney U / (n_a n_b), oriented by ``higher`` (NaN without a direction).
@@ -161,6 +180,23 @@ def _rng(function, seed: int) -> dict:
 
 def _difference_of_means(x, y, axis):
     return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+
+def welch_interval(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float, str]:
+    """Welch's t interval of mean(a) − mean(b): the difference ± t((1 + confidence) / 2, ν) · se,
+    se = √(s_a²/n_a + s_b²/n_b), ν the Welch-Satterthwaite degrees of freedom. The seeds of two
+    variants are not paired (the same seed number drives different networks), and their
+    variances need not be equal. Returns (low, high, reason): NaN bounds and why when it
+    cannot be computed."""
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan, "a single seed has no spread, so there is no interval"
+    va, vb = float(np.var(a, ddof=1)) / len(a), float(np.var(b, ddof=1)) / len(b)
+    if va + vb == 0:
+        return math.nan, math.nan, "every seed gave the same value in each group: no spread, no interval"
+    df = (va + vb) ** 2 / ((va**2 / (len(a) - 1) if va else 0.0) + (vb**2 / (len(b) - 1) if vb else 0.0))
+    half = float(stats.t.ppf((1 + confidence) / 2, df)) * math.sqrt(va + vb)
+    difference = float(np.mean(a) - np.mean(b))
+    return difference - half, difference + half, ""
 
 
 def bootstrap_interval(
@@ -234,6 +270,7 @@ def compare(
     name_a: str = "A",
     name_b: str = "B",
     method: str = BOOTSTRAP_METHOD,
+    interval: str = "welch",
 ) -> Comparison:
     """Compare two samples of one metric (the seed values of variants A and B).
 
@@ -241,19 +278,24 @@ def compare(
         a, b: the values; non-finite ones are left out.
         higher: True when higher is better, False when lower is, None when neither (then
             ``p_improvement`` is NaN and ``better`` None).
-        confidence: of the bootstrap interval.
+        confidence: of the interval.
         resamples: bootstrap resamples (and permutations, beyond which the p-value's
             permutation test samples instead of enumerating).
         seed: of the resampling; the same seed gives the same interval.
         name_a, name_b: names in ``better`` and ``summary``.
         method: ``scipy.stats.bootstrap``'s method (see :data:`BOOTSTRAP_METHOD`).
+        interval: ``"welch"`` (Welch's t interval, :func:`welch_interval`) or ``"bootstrap"``
+            (:func:`bootstrap_interval`, which warns that it under-covers at n <= 4).
 
     The probability of improvement (Agarwal et al. 2021, "Deep RL at the edge of the statistical
     precipice") is U / (n_a n_b), with U from ``scipy.stats.mannwhitneyu``: the share of (a, b)
     pairs in which a beats b, ties counting 1/2; for lower-is-better metrics a beats b when
     smaller. Warnings: fewer than :data:`MIN_SEEDS` seeds in either group; a smallest possible
-    p-value above :data:`ALPHA`; an interval that includes 0; an undefined interval.
+    p-value above :data:`ALPHA`; an interval that includes 0; an undefined interval; a
+    bootstrap interval at n <= :data:`BOOTSTRAP_UNDERCOVERS`.
     """
+    if interval not in INTERVALS:
+        raise ValueError(f"interval {interval!r}: accepted: {', '.join(INTERVALS)}")
     a, b = finite(a), finite(b)
     n_a, n_b = len(a), len(b)
     if n_a == 0 or n_b == 0:
@@ -266,7 +308,10 @@ def compare(
 
     mean_a, mean_b = float(np.mean(a)), float(np.mean(b))
     difference = mean_a - mean_b
-    low, high, reason = bootstrap_interval(a, b, confidence, resamples, seed, method)
+    if interval == "welch":
+        low, high, reason = welch_interval(a, b, confidence)
+    else:
+        low, high, reason = bootstrap_interval(a, b, confidence, resamples, seed, method)
     test = _mann_whitney(a, b, resamples, seed)
     share_greater = float(test.statistic) / (n_a * n_b)  # U of a: pairs with a > b, ties 1/2
     p_improvement = math.nan if higher is None else (share_greater if higher else 1 - share_greater)
@@ -277,7 +322,7 @@ def compare(
     warnings = []
     smallest = smallest_p_value(n_a, n_b)
     if min(n_a, n_b) < MIN_SEEDS:
-        spread = "no interval" if min(n_a, n_b) < 2 else "the interval is wide and unreliable"
+        spread = "no interval" if min(n_a, n_b) < 2 else "the interval is wide"
         warnings.append(
             f"{_seeds(n_a, n_b)}: too few to tell; {spread}, and the smallest possible two-sided p-value is "
             f"{smallest:.2f}"
@@ -289,6 +334,11 @@ def compare(
         )
     if reason and min(n_a, n_b) >= 2:
         warnings.append(reason)
+    elif interval == "bootstrap" and min(n_a, n_b) <= BOOTSTRAP_UNDERCOVERS and math.isfinite(low):
+        warnings.append(
+            f"a percentile bootstrap of {min(n_a, n_b)} seeds covers well under {confidence:.0%}: read the interval as "
+            "narrower than it should be"
+        )
     if low <= 0 <= high:
         warnings.append("the interval includes 0: the difference is within seed noise")
     warning = "; ".join(warnings)
@@ -316,13 +366,14 @@ def pairwise(
     confidence: float = CONFIDENCE,
     resamples: int = RESAMPLES,
     seed: int = 0,
+    directions: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """One row per metric (in order) and pair of variants (A before B in ``variants``' order):
     ``metric``, ``a``, ``b`` and the fields of :class:`Comparison` (A − B, P(A better)), with
-    each metric's direction from :func:`higher_is_better`."""
+    each metric's direction from :func:`higher_is_better` (the run's ``directions``)."""
     rows = []
     for metric in metrics:
-        higher = higher_is_better(metric)
+        higher = higher_is_better(metric, directions)
         for i, first in enumerate(variants):
             for second in variants[i + 1 :]:
                 result = compare(
@@ -352,10 +403,11 @@ def deltas(
     confidence: float = CONFIDENCE,
     resamples: int = RESAMPLES,
     seed: int = 0,
+    directions: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Across two runs (``ganbench compare``): per variant in both (in the earlier run's order)
     and metric, the ``before`` and ``after`` means, ``delta`` = after − before with its
-    bootstrap interval, ``p_improvement`` = P(a seed of the later run beats one of the earlier
+    Welch interval, ``p_improvement`` = P(a seed of the later run beats one of the earlier
     run), the p-value, ``n_before``, ``n_after``, ``better`` ("after", "before" or None) and the
     warning and summary of :func:`compare`."""
     rows = []
@@ -369,7 +421,7 @@ def deltas(
             r = compare(
                 _values(finals_after, variant, metric),
                 _values(finals_before, variant, metric),
-                higher_is_better(metric),
+                higher_is_better(metric, directions),
                 confidence,
                 resamples,
                 seed,

@@ -22,7 +22,7 @@ def run_args(cache_dir):
     """Two jobs, three evaluations each, small evaluations: every moment below happens in it."""
     return [
         "run", "--variants", "cgan,acgan", "--budget", "6steps", "--evals", "3", "--eval-samples", "100",
-        "--log-every", "2", "--device", "cpu", "--no-download", "--cache-dir", cache_dir,
+        "--log-every", "2", "--device", "cpu", "--no-download", "--cache-dir", cache_dir, "--resample",
         # every probe, small: its columns, tables and pictures are part of what must come out the same
         "--set", "steering.latents=4", "--set", "path-length.samples=50", "--set", "label-swap.latents=5",
     ]  # fmt: skip
@@ -40,7 +40,10 @@ def tables(out):
     metrics = pd.read_csv(out / "metrics.csv").drop(columns=list(C.TIMING_COLUMNS))
     log = pd.read_csv(out / "train_log.csv").drop(columns=[C.TRAIN_SECONDS])
     probes = [pd.read_csv(out / name) for name in ("steering.csv", "label_swap.csv")]
-    return metrics, pd.read_csv(out / "per_class.csv"), log, pd.read_csv(out / "jobs.csv"), *probes
+    # the final evaluation scored again on an independent draw of latents (--resample)
+    sampling = pd.read_csv(out / "sampling.csv").drop(columns=[C.EVAL_SECONDS])
+    assert sampling.draw.tolist() == [0, 1, 0, 1]
+    return metrics, pd.read_csv(out / "per_class.csv"), log, pd.read_csv(out / "jobs.csv"), *probes, sampling
 
 
 def assert_same_run(out, uninterrupted):

@@ -15,9 +15,12 @@ from ganbench.harness.rundir import (
     METRICS_CSV,
     METRICS_PARQUET,
     PER_CLASS_CSV,
+    SAMPLING_TABLE,
     SUMMARY_CSV,
     TRAIN_LOG_CSV,
 )
+from ganbench.harness.job import run_fingerprint
+from ganbench.harness.plan import plan_run
 from ganbench.registry import load_registry
 
 REQUIRED = [
@@ -365,3 +368,37 @@ def test_built_in_probes_run_at_the_final_evaluation_with_tables_and_pictures(ru
     record = json.loads((result.run_dir / CONFIG_JSON).read_text())
     assert record["judges"]["judge"]["mean_attribute_accuracy"] > 0.85
     assert record["probes"]["steering"]["config"]["latents"] == 8
+
+
+@pytest.mark.slow
+def test_resample_scores_the_final_generator_again_on_an_independent_draw(run_kwargs, tmp_path):
+    result = ganbench.run(variants="cgan,dcgan", **{**run_kwargs, "resample": True})
+    sampling = pd.read_csv(result.run_dir / f"{SAMPLING_TABLE}.csv")
+    assert sampling[[C.VARIANT, C.DRAW]].values.tolist() == [["cgan", 0], ["cgan", 1], ["dcgan", 0], ["dcgan", 1]]
+    assert (sampling.eval_index == 2).all() and sampling.sampling_seed.tolist() == [1_000_003, 3_000_017] * 2
+    columns = [C.FID_DOMAIN, C.KID_DOMAIN, C.PRECISION_DOMAIN, C.RECALL_DOMAIN, C.CLASS_CONSISTENCY, C.CLASS_COVERAGE]
+    assert C.FID_INCEPTION not in sampling  # final-only: not scored again
+    final = result.metrics[result.metrics.eval_index == 2].set_index(C.VARIANT)
+    for variant, draws in sampling.groupby(C.VARIANT):
+        main, again = draws.set_index(C.DRAW).loc[0], draws.set_index(C.DRAW).loc[1]
+        assert main[C.STEP] == again[C.STEP] == final.loc[variant, C.STEP]
+        for column in columns:  # draw 0 is the main evaluation: metrics.csv's final row
+            assert main[column] == pytest.approx(final.loc[variant, column], rel=1e-12, nan_ok=True), column
+        assert again[C.FID_DOMAIN] != main[C.FID_DOMAIN] and math.isfinite(again[C.FID_DOMAIN])
+    record = json.loads((result.run_dir / CONFIG_JSON).read_text())
+    assert record["run"]["resample"] is True
+    off = ganbench.run(variants="cgan", **{**run_kwargs, "out": tmp_path / "off", "resample": False})
+    assert not (off.run_dir / f"{SAMPLING_TABLE}.csv").exists()
+    assert json.loads((off.run_dir / CONFIG_JSON).read_text())["run"]["resample"] is False
+
+
+def test_the_run_fingerprint_holds_resample_but_not_the_seeds(registry, tmp_path):
+    """A checkpoint is resumed only by a run that computes the same: --resample changes that; the
+    run's other seeds do not (seeds are added to a run, its unfinished jobs keep their checkpoints)."""
+
+    def fingerprint(**overrides):
+        config = RunConfig(variants=("cgan",), out=tmp_path, device="cpu", **overrides)
+        return run_fingerprint(plan_run(config, registry))
+
+    assert fingerprint(resample=True) != fingerprint(resample=False)
+    assert fingerprint(seeds=(0, 1, 2)) == fingerprint(seeds=(0,)) == fingerprint(seeds=tuple(range(10)))

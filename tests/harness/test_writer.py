@@ -1,4 +1,6 @@
+import hashlib
 import io
+import json
 import math
 
 import pandas as pd
@@ -7,9 +9,11 @@ import torch
 from PIL import Image
 
 from ganbench import columns as C
+from ganbench.errors import UsageError
 from ganbench.harness import events as E
+from ganbench.harness import writer as W
 from ganbench.harness.grids import sample_grid_png
-from ganbench.harness.rundir import RunDir
+from ganbench.harness.rundir import TABLES_JSON, RunDir, manifest_accepts, read_manifest
 from ganbench.harness.writer import ResultsWriter, final_rows, format_summary
 
 
@@ -120,3 +124,112 @@ def test_sample_grid_has_one_labelled_row_per_class():
     assert picture.height == grid_height * 2 and picture.width > (10 * 30 + 2) * 2  # plus the label margin
     plain = Image.open(io.BytesIO(sample_grid_png(images[:20], per_row=10, scale=1)))
     assert plain.size == (10 * 30 + 2, 2 * 30 + 2)
+
+
+# --- tables.json ----------------------------------------------------------------------------------
+
+
+def settled(path):
+    """tables.json names every table on disk with its SHA-256 and row count, and nothing pending."""
+    manifest = read_manifest(path)
+    tables = {p.name for p in path.glob("*.csv")} | {p.name for p in path.glob("*.parquet")}
+    assert set(manifest) == tables
+    for name, entry in manifest.items():
+        data = (path / name).read_bytes()
+        frame = pd.read_parquet(path / name) if name.endswith(".parquet") else pd.read_csv(path / name)
+        assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "rows": len(frame)}, name
+    return manifest
+
+
+def fill(writer, seeds=(0, 1)):
+    for s in seeds:
+        writer.handle(E.JobStarted("a", s))
+        writer.handle(E.Log({C.VARIANT: "a", C.SEED: s, C.STEP: 5, "g_loss": 1.0}))
+        writer.handle(E.Table("probe", "a", s, 1, [{"score": 0.5}]))
+        per_class = [{C.VARIANT: "a", C.SEED: s, C.EVAL_INDEX: 1, C.CLASS_INDEX: 0, C.CLASS_CONSISTENCY: 0.5}]
+        writer.handle(E.Row(row("a", s, 1, 10.0 + s), per_class))
+        writer.handle(E.JobEnded("a", s, C.STATUS_OK, "", 10, 1))
+
+
+def test_tables_json_records_every_table_with_its_checksum_and_rows(tmp_path):
+    writer = ResultsWriter(RunDir(tmp_path), [C.FID_DOMAIN], ORDER, ["probe"])
+    fill(writer)
+    writer.finish()
+    manifest = settled(tmp_path)
+    assert set(manifest) == {"metrics.csv", "metrics.parquet", "per_class.csv", "train_log.csv", "jobs.csv",
+                             "probe.csv", "summary.csv"}  # fmt: skip
+    assert manifest["metrics.csv"]["rows"] == 2 and manifest["summary.csv"]["rows"] == 1
+    assert json.loads((tmp_path / TABLES_JSON).read_text())["format"] == "ganbench-tables/1"
+
+
+def test_a_write_stopped_after_tables_json_leaves_tables_that_it_accepts(tmp_path, monkeypatch):
+    """tables.json is written first, naming the new and the replaced version: a process killed
+    before the table is renamed into place leaves the old table, which tables.json accepts."""
+    writer = ResultsWriter(RunDir(tmp_path), [C.FID_DOMAIN], ORDER, ["probe"])
+    writer.add_row(row("a", 0, 1, 10.0))
+    writer.flush()
+    old = (tmp_path / "metrics.csv").read_bytes()
+    real = W.atomic_write_bytes
+
+    def killed(path, data):
+        if path.name in ("metrics.csv", "per_class.csv"):
+            raise KeyboardInterrupt  # stands for the kill: nothing after it runs
+        real(path, data)
+
+    monkeypatch.setattr(W, "atomic_write_bytes", killed)
+    writer.add_row(row("a", 0, 2, 5.0), [{C.VARIANT: "a", C.SEED: 0, C.EVAL_INDEX: 2, C.CLASS_INDEX: 0}])
+    with pytest.raises(KeyboardInterrupt):
+        writer.flush()
+    manifest = read_manifest(tmp_path)
+    assert (tmp_path / "metrics.csv").read_bytes() == old and not (tmp_path / "per_class.csv").exists()
+    assert manifest_accepts(manifest["metrics.csv"], old) == {"sha256": hashlib.sha256(old).hexdigest(), "rows": 1}
+    assert manifest["metrics.csv"]["rows"] == 2  # the version on its way
+    assert manifest_accepts(manifest["per_class.csv"], None)  # its first version: absent is what was there
+    assert manifest_accepts(manifest["metrics.csv"], old[:-3]) is None
+
+
+def test_a_resumed_writer_keeps_tables_json_right(tmp_path):
+    writer = ResultsWriter(RunDir(tmp_path), [C.FID_DOMAIN], ORDER, ["probe"])
+    fill(writer, seeds=(0,))
+    writer.finish()
+    again = ResultsWriter(RunDir(tmp_path), [C.FID_DOMAIN], ORDER, ["probe"])
+    fill(again, seeds=(1,))
+    again.finish()
+    assert settled(tmp_path)["metrics.csv"]["rows"] == 2
+    nothing_to_do = ResultsWriter(RunDir(tmp_path), [C.FID_DOMAIN], ORDER, ["probe"])
+    nothing_to_do.finish()
+    settled(tmp_path)
+
+
+def test_a_run_from_before_tables_json_gets_its_tables_recorded_on_resume(tmp_path):
+    writer = ResultsWriter(RunDir(tmp_path), [C.FID_DOMAIN], ORDER, ["probe"])
+    fill(writer)
+    writer.finish()
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("*.csv")}
+    (tmp_path / TABLES_JSON).unlink()
+    ResultsWriter(RunDir(tmp_path), [C.FID_DOMAIN], ORDER, ["probe"]).finish()
+    settled(tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.csv")} == before
+
+
+def test_a_resume_remakes_a_damaged_metrics_csv_and_refuses_a_damaged_table_it_would_keep(tmp_path):
+    writer = ResultsWriter(RunDir(tmp_path), [C.FID_DOMAIN], ORDER, ["probe"])
+    fill(writer)
+    writer.finish()
+    intact = (tmp_path / "metrics.csv").read_bytes()
+    (tmp_path / "metrics.csv").write_bytes(intact[: len(intact) // 2])
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(jobs.read_text().replace(",ok,", ",interrupted,"))  # edited to run a job again: allowed
+    again = ResultsWriter(RunDir(tmp_path), [C.FID_DOMAIN], ORDER, ["probe"])
+    assert again.status("a", 0) == C.STATUS_INTERRUPTED
+    again.finish()
+    assert (tmp_path / "metrics.csv").read_bytes() == intact  # made again from metrics.parquet
+    settled(tmp_path)
+    for name in ("per_class.csv", "train_log.csv", "probe.csv", "metrics.parquet"):
+        saved = (tmp_path / name).read_bytes()
+        (tmp_path / name).write_bytes(saved[:-4])
+        with pytest.raises(UsageError) as err:
+            ResultsWriter(RunDir(tmp_path), [C.FID_DOMAIN], ORDER, ["probe"])
+        assert "\n" not in str(err.value)
+        assert str(err.value).startswith(f"{tmp_path / name} ") and "this run cannot be resumed" in str(err.value)
+        (tmp_path / name).write_bytes(saved)

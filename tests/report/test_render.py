@@ -11,6 +11,7 @@ import pytest
 import ganbench
 from ganbench import columns as C
 from ganbench.errors import UsageError
+from ganbench.harness.writer import record_tables
 from ganbench.report.render import build_comparison, build_report, parse_formats
 
 CHROMIUM = "/usr/bin/chromium"
@@ -28,6 +29,27 @@ def test_a_report_has_both_formats_and_md_pictures_beside_it(synthetic_run, tmp_
     linked = re.findall(r"!\[[^\]]*\]\((images/[^)]+)\)", md)
     assert linked and all((tmp_path / "out" / p).is_file() for p in linked)
     assert "## Leaderboard" in md and "fid_domain ↓" in md and "class_consistency ↑" in md
+
+
+def test_a_report_opens_with_what_the_seeds_decide(synthetic_run, tmp_path):
+    run = synthetic_run(variants=3, seeds=5, evals=2)
+    out = tmp_path / "out"
+    md = build_report(run, out, ["md"])["md"].read_text()
+    titles = re.findall(r"^## (.+)$", md, flags=re.M)
+    assert titles[0] == "What the seeds decide" and titles.index("Leaderboard") > titles.index("What the seeds decide")
+    decide = section(md, "What the seeds decide")
+    assert "### fid_domain ↓" in decide and "Holm" in decide
+    # the tables behind the section are written beside the report, and the API returns them
+    verdicts = pd.read_csv(out / "verdicts.csv")
+    assert set(verdicts["metric"]) >= {C.FID_DOMAIN} and (verdicts["pairs"] == 3).all()
+    from ganbench.report.render import decide as decide_api
+
+    decisions = decide_api(run)
+    assert len(decisions.verdicts) == len(verdicts)
+    for sentence in verdicts.loc[verdicts["decided"], "sentence"]:
+        assert sentence in decide  # every decided pair is said in words
+    # a warning that applies to the whole table is said once, not per row
+    assert decide.count("No pair can be decided") <= len(re.findall(r"^### ", decide, flags=re.M))
 
 
 def section(md, title):
@@ -120,10 +142,20 @@ def test_report_html_opens_in_a_real_browser_with_every_image_and_no_request(rea
                 return [...first.querySelectorAll('tbody tr')].map(r => r.cells[0].textContent);
             }"""
         )
+        headings = page.eval_on_selector_all("h2", "hs => hs.map(h => h.textContent)")
+        verdict_tables = page.evaluate(
+            """() => {
+                const h = [...document.querySelectorAll('h2')].find(h => h.textContent === 'What the seeds decide');
+                return [...h.parentElement.querySelectorAll('h3')].map(c => c.textContent);
+            }"""
+        )
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
     assert widths and all(w > 0 for w in widths), widths
     assert board_rows == ["dcgan", "cgan"]
+    # the report opens with what the seeds decide, above the leaderboard, one matrix per main metric
+    assert headings[0] == "What the seeds decide" and headings.index("Leaderboard") > 0
+    assert "fid_domain ↓" in verdict_tables
     assert errors == []
     assert [r for r in requests if not r.startswith(("data:", url))] == []  # nothing leaves the file
     assert (tmp_path / "report.png").stat().st_size > 10_000
@@ -152,6 +184,8 @@ def better_cgan(real_run, copy_run):
     metrics = pd.read_csv(after / "metrics.csv")
     metrics.loc[metrics[C.VARIANT] == "cgan", C.FID_DOMAIN] -= 10
     metrics.to_csv(after / "metrics.csv", index=False)
+    metrics.to_parquet(after / "metrics.parquet", index=False)
+    record_tables(after)  # an edit on purpose: recorded in tables.json, or the report would refuse it as damage
     return after
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ganbench import VariantSpec, hookimpl
 from ganbench.adversarial import AdversarialVariant, GANConfig
+from ganbench.hparams import Interval, LogUniform, Positive, Uniform, hparam
 
 
 class LeastSquares:
@@ -25,9 +26,12 @@ class LeastSquares:
 
 @dataclass(frozen=True)
 class LSGANConfig(GANConfig):
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
+    """Search ranges: the wide ranges of Lucic et al. 2018 (compare_gan's LSGAN), declared here
+    as a third-party variant declares its own; beta2 and the rest keep GANConfig's."""
+
+    lr_g: float = hparam(2e-4, search=LogUniform(1e-5, 1e-2), valid=Positive())
+    lr_d: float = hparam(2e-4, search=LogUniform(1e-5, 1e-2), valid=Positive())
+    beta1: float = hparam(0.5, search=Uniform(0, 1), valid=Interval(0, 1, include_high=False))
 
 
 class LSGAN(AdversarialVariant):

@@ -1,0 +1,91 @@
+"""A fixed thread count for the arithmetic that turns features into metric values.
+
+How a BLAS splits a matrix product over threads can change its float32 result: with
+OpenBLAS's Haswell kernels (what it runs on x86-64 CPUs with AVX2 but no AVX-512, AMD Zen 1-3
+among them) ``x @ x.T`` on 1 and on 2 threads differs in the last bits, and KID (a small
+difference of large kernel sums) moved in its 6th significant digit. torch's matrix products
+(``torch.cdist`` of precision/recall) are split by torch's thread count, which may do the same.
+Ray sets ``OMP_NUM_THREADS`` (so OpenBLAS's count) from a task's CPUs: a local run and a Ray run
+on the same machine computed the metrics on different thread counts. :func:`metric_threads`
+runs the metric arithmetic on :data:`METRIC_THREADS` threads, whatever the process has, so its
+values depend on the CPU's kernels only. (``threadpoolctl``, a runtime dependency for this,
+limits every BLAS loaded, numpy and scipy each load their own OpenBLAS, and OpenMP; torch's
+intra-op threads are set by torch.)
+
+The networks' forward passes (the held-out classifier's features, Inception's) keep the
+process's threads: their results do not depend on the thread count (checked by
+``tests/evaluation/test_threads.py``), and Inception on a CPU would be several times slower.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from threadpoolctl import threadpool_info, threadpool_limits
+
+METRIC_THREADS = 1  # deterministic, and no slower on 2 cores (docs/performance.md)
+
+# BLAS limits are process-wide: two evaluations in threads of one process take turns.
+_LOCK = threading.RLock()
+_inside = threading.local()
+
+
+@contextlib.contextmanager
+def metric_threads() -> Iterator[None]:
+    """Run the body with :data:`METRIC_THREADS` BLAS, OpenMP and torch threads; restore
+    the previous counts afterwards. Also a decorator; nested uses cost nothing."""
+    if getattr(_inside, "pinned", False):
+        yield
+        return
+    with _LOCK:
+        # Read before threadpool_limits: torch's count is OpenMP's, which threadpool_limits is
+        # about to set to 1. Restoring the count read inside would leave torch's MKL (linked into
+        # torch, invisible to threadpoolctl) on 1 thread after the body, and MKL's float32 products
+        # on 1 and 2 threads differ: the training after an evaluation would not be the training
+        # of a fresh process (a resumed run's).
+        before = torch.get_num_threads()
+        with threadpool_limits(limits=METRIC_THREADS):
+            torch.set_num_threads(METRIC_THREADS)
+            _inside.pinned = True
+            try:
+                yield
+            finally:
+                _inside.pinned = False
+                torch.set_num_threads(before)
+
+
+def _short(path: str) -> str:
+    """A library's path from its package on (``numpy.libs/libscipy_openblas64_-....so``)."""
+    parts = Path(path).parts
+    inside = [i for i, p in enumerate(parts) if p in ("site-packages", "dist-packages")]
+    return "/".join(parts[inside[-1] + 1 :]) if inside else path
+
+
+def thread_record() -> dict[str, Any]:
+    """The process's thread counts, as config.json records them: torch's, and each BLAS and
+    OpenMP library loaded, as threadpoolctl sees it (numpy's OpenBLAS, torch's OpenMP; scipy's
+    OpenBLAS once something has imported scipy.linalg)."""
+
+    def library(info: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "library": info.get("internal_api"),
+            "file": _short(info.get("filepath") or ""),
+            "version": info.get("version"),
+            "threads": info.get("num_threads"),
+            **({"threading_layer": info["threading_layer"]} if "threading_layer" in info else {}),
+            **({"architecture": info["architecture"]} if "architecture" in info else {}),
+        }
+
+    pools = sorted(threadpool_info(), key=lambda i: str(i.get("filepath")))
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "blas": [library(i) for i in pools if i.get("user_api") == "blas"],
+        "openmp": [library(i) for i in pools if i.get("user_api") == "openmp"],
+        "metric_threads": METRIC_THREADS,
+    }
