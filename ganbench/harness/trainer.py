@@ -144,7 +144,9 @@ class Trainer:
             start = time.perf_counter()
             warm_up(variant, self.source)
             synchronize(self.device)
-            state.compile_seconds += time.perf_counter() - start
+            seconds = time.perf_counter() - start
+            state.compile_seconds += seconds
+            log.info("compiled in %.1f s, before the budget's clock started", seconds)
         synchronize(self.device)
         last = time.perf_counter()
         while True:

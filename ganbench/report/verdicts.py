@@ -116,7 +116,7 @@ def _sentence(metric: str, row: dict, higher: bool, directions: Mapping[str, str
         if share >= 1:
             how = f"every one of its {n_w} seeds beats every one of {lo}'s {n_l}"
         else:
-            how = f"a {w} seed beats a {lo} seed with probability {share:.2f} ({n_w} vs {n_l} seeds)"
+            how = f"a seed of {w} beats a seed of {lo} with probability {share:.2f} ({n_w} vs {n_l} seeds)"
         return (
             f"{w} beats {lo} on {header} ({_fmt(mean_w)} vs {_fmt(mean_l)}): {how}, "
             f"p = {_p(row['p_holm'])} after Holm over {_pairs(row['pairs'])}."
