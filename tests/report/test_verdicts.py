@@ -211,3 +211,12 @@ def test_noise_table_from_a_sampling_table():
     assert table.loc["a", "dominant"] == "training seeds" and table.loc["b", "dominant"] == "sampling"
     assert table.loc["a", "seeds"] == 40 and table.loc["a", "draws"] == 80
     assert list(noise.noise_table(pd.DataFrame(), [C.FID_DOMAIN]).columns) == list(noise.NOISE_COLUMNS)
+
+
+def test_eight_seeds_a_side_get_the_exact_p_value_not_a_sampled_one():
+    # C(16, 8) = 12,870 orderings: complete separation has p = 2 / 12,870 exactly (a sampled
+    # permutation test of 9,999 splits could not go below 1 / 10,000), with and without ties
+    separated = verdicts.verdicts(finals({"a": list(range(8)), "b": list(range(10, 18))}), ["a", "b"], [C.FID_DOMAIN])
+    assert separated.iloc[0]["p_value"] == pytest.approx(2 / 12870, rel=1e-12)
+    tied = finals({"a": [0, 1, 1, 2, 3, 4, 5, 6], "b": [10, 11, 11, 12, 13, 14, 15, 16]})
+    assert verdicts.verdicts(tied, ["a", "b"], [C.FID_DOMAIN]).iloc[0]["p_value"] == pytest.approx(2 / 12870)
