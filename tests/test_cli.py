@@ -268,6 +268,13 @@ def test_resume_with_more_seeds_trains_only_the_new_jobs(tmp_path, small_run, ga
     record = json.loads((out / "config.json").read_text())
     assert record["run"]["seeds"] == list(range(6))
     assert [e["seeds"] for e in record["extended"]] == [[3, 4, 5]] and record["extended"][0]["at"]
+    # the report's verdicts use all 6 seeds of each variant
+    report = ganbench("report", out, "--format", "md")
+    assert report.returncode == 0, report.stderr
+    verdicts = pd.read_csv(out / "report" / "verdicts.csv")
+    assert len(verdicts) and (verdicts.n_a == 6).all() and (verdicts.n_b == 6).all()
+    decide = (out / "report" / "report.md").read_text().split("## What was run")[0]
+    assert "## What the seeds decide" in decide and ("6 seeds" in decide or "| 6, 6 " in decide)
     # seeds are only added to: a --seeds that drops any is refused, and nothing changes
     digest = tree_digest(out)
     for seeds, dropped in (("0-4", "seed 5"), ("6-8", "seeds 0-5")):
