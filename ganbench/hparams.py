@@ -452,28 +452,27 @@ def _declaration(config_type: type, name: str) -> _Declaration | None:
     return None
 
 
-def search_space(config_type: Any) -> dict[str, Range]:
-    """``{field: Range}`` of every field the config dataclass (or instance) declares a search
-    range for, in field order."""
+def _declared(config_type: Any, attribute: str) -> dict[str, Any]:
+    """``{field: declaration.<attribute>}`` of every field that declares one, in field order."""
     cls = _dataclass_type(config_type)
     out = {}
     for f in dataclasses.fields(cls):
         decl = _declaration(cls, f.name)
-        if decl is not None and decl.search is not None:
-            out[f.name] = decl.search
+        if decl is not None and getattr(decl, attribute) is not None:
+            out[f.name] = getattr(decl, attribute)
     return out
+
+
+def search_space(config_type: Any) -> dict[str, Range]:
+    """``{field: Range}`` of every field the config dataclass (or instance) declares a search
+    range for, in field order."""
+    return _declared(config_type, "search")
 
 
 def valid_values(config_type: Any) -> dict[str, Validator]:
     """``{field: Validator}`` of every field the config dataclass (or instance) declares valid
     values for, in field order."""
-    cls = _dataclass_type(config_type)
-    out = {}
-    for f in dataclasses.fields(cls):
-        decl = _declaration(cls, f.name)
-        if decl is not None and decl.valid is not None:
-            out[f.name] = decl.valid
-    return out
+    return _declared(config_type, "valid")
 
 
 def check_values(config: Any) -> None:
