@@ -39,6 +39,9 @@ from ganbench.harness.writer import final_rows, read_table
 from ganbench.specs import DIRECTIONS
 
 KNOWN_TABLES = {METRICS_CSV, PER_CLASS_CSV, TRAIN_LOG_CSV, JOBS_CSV, "summary.csv"}
+# What a report writes beside its pages (render.Decisions): in a published folder that also holds
+# the run's tables (results/reference), they are the report's output, not a table of the run.
+REPORT_TABLES = {"verdicts.csv", "seeds_needed.csv", "noise.csv"}
 
 
 @dataclass
@@ -403,7 +406,11 @@ def load_run(path: Path | str) -> RunData:
         for name in (PER_CLASS_CSV, TRAIN_LOG_CSV, JOBS_CSV)
     )
     names = {p.name for p in path.glob("*.csv")} | {n for n in read.manifest or {} if n.endswith(".csv")}
-    tables = {Path(n).stem: frame for n in sorted(names - KNOWN_TABLES) if (frame := read.frame(n)) is not None}
+    tables = {
+        Path(n).stem: frame
+        for n in sorted(names - KNOWN_TABLES - REPORT_TABLES)
+        if (frame := read.frame(n)) is not None
+    }
     pictures = {
         p.relative_to(path).as_posix(): p
         for folder in (SAMPLES_DIR, PROBES_DIR)
