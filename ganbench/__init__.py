@@ -46,6 +46,8 @@ _LAZY = {
     "RunConfig": "ganbench.config",
     "Budget": "ganbench.budget",
     "run": "ganbench.harness.runner",
+    "tune": "ganbench.harness.tune",
+    "TuneConfig": "ganbench.harness.tune",
     "UsageError": "ganbench.errors",
 }
 
@@ -71,6 +73,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ganbench.errors import UsageError
     from ganbench.evaluation import Evaluation, MetricValues
     from ganbench.harness.runner import run
+    from ganbench.harness.tune import TuneConfig, tune
     from ganbench.probes import ProbeContext, ProbeResult
     from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant, VariantContext
 

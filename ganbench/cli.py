@@ -42,103 +42,135 @@ def cli(verbose: int, quiet: bool) -> None:
     _setup_logging(verbose, quiet)
 
 
+# The options a run and a tune share (RunConfig's fields), in --help order.
+_SHARED_OPTIONS = [
+    click.option("--variants", metavar="NAME[,NAME...]", help="Variants to train, in order (see `ganbench list`)."),
+    click.option("--dataset", metavar="NAME", help="Dataset name [default: fashion-mnist]."),
+    click.option(
+        "--budget",
+        metavar="BUDGET",
+        help=f"Per variant and seed: 90s, 2m, 2000steps, 60kimg or 2PFLOP (GFLOP to EFLOP) [default: {DEFAULT_BUDGET}].",
+    ),
+    click.option("--seeds", metavar="SEEDS", help="Seeds, e.g. 0,1,2 or 0-4 [default: 0]."),
+    click.option(
+        "--out", type=click.Path(path_type=Path), help="Run directory [default: results/<time>-<variants>-<dataset>]."
+    ),
+    click.option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps [default: auto]."),
+    click.option("--eval-samples", type=int, metavar="N", help="Samples per evaluation [default: 10000]."),
+    click.option(
+        "--evals", type=int, metavar="K", help="Evaluations spread over the budget; the last at its end [default: 3]."
+    ),
+    click.option(
+        "--plugin", "plugin", multiple=True, type=click.Path(path_type=Path), help="A local plugin file (repeatable)."
+    ),
+    click.option(
+        "--set",
+        "set_",
+        multiple=True,
+        metavar="NAME.KEY=VALUE",
+        help="Override a variant's hyperparameter or a probe's option, e.g. cgan.lr_g=1e-4 (repeatable).",
+    ),
+    click.option(
+        "--search",
+        multiple=True,
+        metavar="VARIANT.KEY=RANGE",
+        help="Narrow, widen or add a hyperparameter's search range: log(LOW,HIGH), uniform(LOW,HIGH), int(LOW,HIGH) "
+        "or choice(A,B,...), e.g. dcgan.lr_g=log(1e-4,1e-3) (repeatable; see `ganbench list`).",
+    ),
+    click.option(
+        "--config",
+        "config_file",
+        type=click.Path(path_type=Path),
+        help="A TOML file of these options (or a run's config.json).",
+    ),
+    click.option("--data-dir", type=click.Path(path_type=Path), help="Directory with the dataset's IDX files."),
+    click.option(
+        "--download/--no-download",
+        default=None,
+        help="Allow torchvision's download when no local copy is found [default: allow].",
+    ),
+    click.option(
+        "--inception-weights",
+        type=click.Path(path_type=Path),
+        help="torch-fidelity's Inception weights file, for fid_inception.",
+    ),
+    click.option("--metrics", metavar="NAME[,NAME...]", help="Metrics to compute [default: all for the task]."),
+    click.option(
+        "--probes",
+        metavar="NAME[,NAME...]",
+        help="Probes to run at the final evaluation (see `ganbench list`) [default: every one that applies].",
+    ),
+    click.option("--no-probes", is_flag=True, default=None, help="Run no probes."),
+    click.option(
+        "--cache-dir",
+        type=click.Path(path_type=Path),
+        help="Classifier, downloads, feature caches [default: $GANBENCH_CACHE or ~/.cache/ganbench].",
+    ),
+    click.option(
+        "--checkpoints/--no-checkpoints",
+        default=None,
+        help="Save each run's full state at every evaluation [default: save].",
+    ),
+    click.option(
+        "--log-every", type=int, metavar="STEPS", help="Steps between loss read-backs from the device [default: 50]."
+    ),
+    click.option(
+        "--executor",
+        metavar="NAME",
+        help="local (one job at a time, in this process) or ray (each job a Ray task) [default: local].",
+    ),
+    click.option(
+        "--gpus-per-job", type=float, metavar="N", help="GPUs Ray reserves per job [default: 1 on CUDA, else 0]."
+    ),
+    click.option(
+        "--cpus-per-job", type=float, metavar="N", help="CPUs Ray reserves per job; its torch threads [default: 1]."
+    ),
+    click.option(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="Join this Ray cluster (auto, ray://host:10001) [default: start a local Ray instance].",
+    ),
+    click.option("--precision", metavar="P", help="Training precision: fp32 or bf16 (autocast) [default: fp32]."),
+    click.option(
+        "--compile/--no-compile",
+        "compile",
+        default=None,
+        help="torch.compile the variants' networks (slow to start; for long GPU runs) [default: no].",
+    ),
+    click.option(
+        "--resample/--no-resample",
+        default=None,
+        help="Score each generator's final evaluation again on an independent sampling seed (sampling.csv) "
+        "[default: no].",
+    ),
+]
+_SEEDS = click.option("--seeds", metavar="SEEDS", help="Seeds, e.g. 0,1,2 or 0-4 [default: 0].")
+
+
+def _options(*extra: Any, skip: tuple[str, ...] = ()) -> Any:
+    """Decorate a command with the shared options (less ``skip``), then ``extra``."""
+
+    def decorate(f: Any) -> Any:
+        for option in reversed([*(o for o in _SHARED_OPTIONS if _name(o) not in skip), *extra]):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def _name(option: Any) -> str:
+    probe = option(lambda: None)
+    return probe.__click_params__[-1].name
+
+
 @cli.command()
-@click.option("--variants", metavar="NAME[,NAME...]", help="Variants to train, in order (see `ganbench list`).")
-@click.option("--dataset", metavar="NAME", help="Dataset name [default: fashion-mnist].")
+@_options(skip=("seeds",))
+@_SEEDS
 @click.option(
-    "--budget",
-    metavar="BUDGET",
-    help=f"Per variant and seed: 90s, 2m, 2000steps, 60kimg or 2PFLOP (GFLOP to EFLOP) [default: {DEFAULT_BUDGET}].",
-)
-@click.option("--seeds", metavar="SEEDS", help="Seeds, e.g. 0,1,2 or 0-4 [default: 0].")
-@click.option(
-    "--out", type=click.Path(path_type=Path), help="Run directory [default: results/<time>-<variants>-<dataset>]."
-)
-@click.option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps [default: auto].")
-@click.option("--eval-samples", type=int, metavar="N", help="Samples per evaluation [default: 10000].")
-@click.option(
-    "--evals", type=int, metavar="K", help="Evaluations spread over the budget; the last at its end [default: 3]."
-)
-@click.option(
-    "--plugin", "plugin", multiple=True, type=click.Path(path_type=Path), help="A local plugin file (repeatable)."
-)
-@click.option(
-    "--set",
-    "set_",
-    multiple=True,
-    metavar="NAME.KEY=VALUE",
-    help="Override a variant's hyperparameter or a probe's option, e.g. cgan.lr_g=1e-4 (repeatable).",
-)
-@click.option(
-    "--search",
-    multiple=True,
-    metavar="VARIANT.KEY=RANGE",
-    help="Narrow, widen or add a hyperparameter's search range: log(LOW,HIGH), uniform(LOW,HIGH), int(LOW,HIGH) "
-    "or choice(A,B,...), e.g. dcgan.lr_g=log(1e-4,1e-3) (repeatable; see `ganbench list`).",
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path),
-    help="A TOML file of these options (or a run's config.json).",
-)
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Directory with the dataset's IDX files.")
-@click.option(
-    "--download/--no-download",
-    default=None,
-    help="Allow torchvision's download when no local copy is found [default: allow].",
-)
-@click.option(
-    "--inception-weights",
-    type=click.Path(path_type=Path),
-    help="torch-fidelity's Inception weights file, for fid_inception.",
-)
-@click.option("--metrics", metavar="NAME[,NAME...]", help="Metrics to compute [default: all for the task].")
-@click.option(
-    "--probes",
-    metavar="NAME[,NAME...]",
-    help="Probes to run at the final evaluation (see `ganbench list`) [default: every one that applies].",
-)
-@click.option("--no-probes", is_flag=True, default=None, help="Run no probes.")
-@click.option(
-    "--cache-dir",
-    type=click.Path(path_type=Path),
-    help="Classifier, downloads, feature caches [default: $GANBENCH_CACHE or ~/.cache/ganbench].",
-)
-@click.option(
-    "--checkpoints/--no-checkpoints",
-    default=None,
-    help="Save each run's full state at every evaluation [default: save].",
-)
-@click.option(
-    "--log-every", type=int, metavar="STEPS", help="Steps between loss read-backs from the device [default: 50]."
-)
-@click.option(
-    "--executor",
-    metavar="NAME",
-    help="local (one job at a time, in this process) or ray (each job a Ray task) [default: local].",
-)
-@click.option("--gpus-per-job", type=float, metavar="N", help="GPUs Ray reserves per job [default: 1 on CUDA, else 0].")
-@click.option(
-    "--cpus-per-job", type=float, metavar="N", help="CPUs Ray reserves per job; its torch threads [default: 1]."
-)
-@click.option(
-    "--ray-address",
-    metavar="ADDRESS",
-    help="Join this Ray cluster (auto, ray://host:10001) [default: start a local Ray instance].",
-)
-@click.option("--precision", metavar="P", help="Training precision: fp32 or bf16 (autocast) [default: fp32].")
-@click.option(
-    "--compile/--no-compile",
-    "compile",
-    default=None,
-    help="torch.compile the variants' networks (slow to start; for long GPU runs) [default: no].",
-)
-@click.option(
-    "--resample/--no-resample",
-    default=None,
-    help="Score each generator's final evaluation again on an independent sampling seed (sampling.csv) "
-    "[default: no].",
+    "--holdout",
+    type=int,
+    metavar="N",
+    help="Score on N training images held out of training instead of the test split [default: 0].",
 )
 @click.option(
     "--report",
@@ -167,16 +199,50 @@ def run(
 
     Exit status: 0 every job ok; 1 a job failed or diverged; 2 bad input; 130 interrupted
     (resumable)."""
+    values, source = _merged(config_file, set_, search, plugin, resume, options, "RUN_DIR", "run_options")
+    config = RunConfig.from_mapping(values, source=source)
+    from ganbench.harness.runner import run as run_benchmark  # torch and friends: only once the input is valid
+
+    result = run_benchmark(config, report=write_report)
+    click.echo(result.format_summary())
+    click.echo(f"\nresults: {result.run_dir}")
+    if write_report:
+        click.echo(f"report: {result.run_dir / 'report' / 'report.html'}")
+    unfinished = result.unfinished
+    for _, job in unfinished.iterrows():
+        click.echo(
+            f"ganbench: {job[C.VARIANT]} seed {job[C.SEED]} {job[C.STATUS]} at step {job[C.STEP]}: {job[C.NOTE]}",
+            err=True,
+        )
+    return 1 if len(unfinished) else 0
+
+
+def _merged(
+    config_file: Path | None,
+    set_: tuple[str, ...],
+    search: tuple[str, ...],
+    plugin: tuple[Path, ...],
+    resume: Path | None,
+    options: dict[str, Any],
+    what: str,
+    reader: str,
+) -> tuple[dict[str, Any], str]:
+    """The options of a command: a resumed directory's own (``reader`` of
+    ``ganbench.harness.rundir`` or ``.tune``), or a --config file's, with the command line's on top."""
     if options.pop("no_probes"):
         if options.get("probes") is not None:
             raise UsageError("--probes and --no-probes contradict each other; give one")
         options["probes"] = ()
     if resume is not None and (config_file is not None or options.get("out") is not None):
-        raise UsageError("--resume RUN_DIR takes the run's own options and directory; drop --config and --out")
+        noun = "run" if what == "RUN_DIR" else "tune"
+        raise UsageError(f"--resume {what} takes the {noun}'s own options and directory; drop --config and --out")
     if resume is not None:
-        from ganbench.harness.rundir import run_options
+        if reader == "run_options":
+            from ganbench.harness.rundir import run_options as read
+        else:
+            from ganbench.harness.tune import tune_options as read
 
-        values: dict[str, Any] = run_options(resume)
+        values: dict[str, Any] = read(resume)
         source = f"--resume {resume}"
     else:
         values = dict(load_config_file(config_file)) if config_file else {}
@@ -195,15 +261,74 @@ def run(
     if plugin:
         values["plugin"] = [*(values.get("plugin") or []), *plugin]
     values.update({k: v for k, v in options.items() if v is not None})
-    config = RunConfig.from_mapping(values, source=source)
-    from ganbench.harness.runner import run as run_benchmark  # torch and friends: only once the input is valid
+    return values, source
 
-    result = run_benchmark(config, report=write_report)
+
+@cli.command()
+@_options(
+    click.option(
+        "--final-seeds", metavar="SEEDS", help="Phase 2: the fresh seeds each chosen setting trains on [default: 0-7]."
+    ),
+    click.option("--trials", type=int, metavar="N", help="Settings tried per variant in phase 1 [default: 16]."),
+    click.option(
+        "--select",
+        metavar="COLUMN",
+        help="The score that chooses each variant's setting, on held-out training images [default: fid_domain].",
+    ),
+    click.option(
+        "--holdout",
+        type=int,
+        metavar="N",
+        help="Training images held out of phase 1's training and scored instead of the test split [default: 10000].",
+    ),
+    click.option("--sobol-seed", type=int, metavar="SEED", help="Seed of the settings' Sobol sequence [default: 0]."),
+    click.option(
+        "--report", "write_report", is_flag=True, help="Write the tuned report into TUNE_DIR/report at the end."
+    ),
+    click.option(
+        "--resume",
+        type=click.Path(path_type=Path),
+        metavar="TUNE_DIR",
+        help="Continue the tune in TUNE_DIR with its own options: finished trials are kept. Running the same "
+        "command with the same --out does the same.",
+    ),
+    skip=("seeds",),
+)
+def tune(
+    config_file: Path | None,
+    set_: tuple[str, ...],
+    search: tuple[str, ...],
+    plugin: tuple[Path, ...],
+    resume: Path | None,
+    write_report: bool,
+    **options: Any,
+) -> int:
+    """Give every variant the same hyperparameter search, then train each one's best setting
+    on fresh seeds (docs/tuning.md).
+
+    Phase 1 tries --trials settings per variant, drawn at the same quasi-random (Sobol)
+    positions for every variant from its declared search space (`ganbench list`; --search
+    changes it), each trained once under --budget and scored on training images held out of
+    training. Phase 2 trains each variant's best setting on --final-seeds under the same
+    budget, scored on the test split: its leaderboard and verdicts are the tune's result.
+
+    Exit status: 0 every final job ok; 1 a final job failed or no trial of a variant gave a
+    score; 2 bad input; 130 interrupted (resumable)."""
+    values, source = _merged(config_file, set_, search, plugin, resume, options, "TUNE_DIR", "tune_options")
+    from ganbench.harness.tune import TuneConfig, TuneFailed
+    from ganbench.harness.tune import tune as run_tune
+
+    config = TuneConfig.from_mapping(values, source=source)
+    try:
+        result = run_tune(config, report=write_report)
+    except TuneFailed as exc:
+        click.echo(f"ganbench: {exc}", err=True)
+        return 1
     click.echo(result.format_summary())
-    click.echo(f"\nresults: {result.run_dir}")
+    click.echo(f"\nresults: {result.tune_dir}")
     if write_report:
-        click.echo(f"report: {result.run_dir / 'report' / 'report.html'}")
-    unfinished = result.unfinished
+        click.echo(f"report: {result.tune_dir / 'report' / 'report.html'}")
+    unfinished = result.final.unfinished
     for _, job in unfinished.iterrows():
         click.echo(
             f"ganbench: {job[C.VARIANT]} seed {job[C.SEED]} {job[C.STATUS]} at step {job[C.STEP]}: {job[C.NOTE]}",
@@ -217,12 +342,15 @@ def run(
 @click.option("--out", type=click.Path(path_type=Path), help="Where the report goes [default: RUN_DIR/report].")
 @click.option("--format", "formats", default="html,md", show_default=True, help="html, md, or both.")
 def report(run_dir: Path, out: Path | None, formats: str) -> None:
-    """Write the report of a run: report.html (self-contained) and report.md with its PNGs.
+    """Write the report of a run (or of a tune: its search, then its final run): report.html
+    (self-contained) and report.md with its PNGs.
 
     Reads only the run's tables and pictures: no training, no torch."""
     from ganbench.report.render import build_report, parse_formats
+    from ganbench.report.tuning import build_tune_report, is_tune
 
-    written = build_report(run_dir, out, parse_formats(formats))
+    build = build_tune_report if is_tune(run_dir) else build_report
+    written = build(run_dir, out, parse_formats(formats))
     for path in written.values():
         click.echo(f"report: {path}")
 

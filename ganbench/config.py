@@ -71,6 +71,9 @@ class RunConfig:
         resample: at each generative job's final evaluation, score the final generator a
             second time on latents from an independent sampling seed (``sampling.csv``: how
             much of a metric's spread is sampling noise rather than training-seed noise).
+        holdout: 0 (the default) scores against the test split; N > 0 holds N training
+            images out of training (a fixed random subset) and scores against them instead:
+            what ``ganbench tune`` selects on, so that choosing never reads the test split.
     """
 
     variants: tuple[str, ...] = ()
@@ -101,6 +104,7 @@ class RunConfig:
     # Off by default: it costs about one more evaluation, measured at 27% of a default cgan job's
     # evaluation time (evaluations and probes), over the 20% a default may add.
     resample: bool = False
+    holdout: int = 0
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], source: str = "arguments") -> RunConfig:
@@ -127,6 +131,8 @@ class RunConfig:
     def check(self) -> None:
         if self.eval_samples < MIN_EVAL_SAMPLES:
             raise UsageError(f"eval_samples must be at least {MIN_EVAL_SAMPLES}, got {self.eval_samples}")
+        if self.holdout < 0:
+            raise UsageError(f"holdout must be 0 (score on the test split) or a number of training images, got {self.holdout}")
         if self.evals < 1:
             raise UsageError(f"evals must be at least 1, got {self.evals}")
         if self.log_every < 1:
@@ -350,6 +356,7 @@ _PARSERS = {
     "precision": _precision,
     "compile": _bool,
     "resample": _bool,
+    "holdout": _int,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,9 @@ class DatasetSplits:
     source: str = ""
     train_attributes: torch.Tensor | None = None
     test_attributes: torch.Tensor | None = None
+    # What ``test_*`` hold: "test" (the dataset's test split) or "holdoutN" (N training images
+    # held out by :func:`hold_out`). Metrics name their cached real-side features with it.
+    eval_split: str = "test"
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
@@ -76,6 +80,32 @@ class DatasetSplits:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+
+def hold_out(splits: DatasetSplits, n: int) -> DatasetSplits:
+    """``splits`` with ``n`` training images held out to stand in for the test split: a fixed
+    random subset (the same for every run, seed 0), which training no longer sees. What a
+    hyperparameter search selects on, so that the test split is never read to choose
+    (``--holdout``)."""
+    total = splits.train_images.shape[0]
+    if not 0 < n < total:
+        raise UsageError(
+            f"holdout = {n} does not fit {splits.name}'s training split of {total} images; "
+            f"accepted: 1 to {total - 1} (0 evaluates on the test split)"
+        )
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(0))
+    keep, held = order[:-n].sort().values, order[-n:].sort().values
+    attributes = splits.train_attributes
+    return dataclasses.replace(
+        splits,
+        train_images=splits.train_images[keep],
+        train_labels=splits.train_labels[keep],
+        test_images=splits.train_images[held],
+        test_labels=splits.train_labels[held],
+        train_attributes=None if attributes is None else attributes[keep],
+        test_attributes=None if attributes is None else attributes[held],
+        eval_split=f"holdout{n}",
+    )
 
 
 def load_dataset(spec: DatasetSpec, request: DataRequest) -> DatasetSplits:

@@ -15,7 +15,7 @@ from torch import nn
 
 from ganbench.data import BatchSource
 from ganbench.errors import UsageError
-from ganbench.harness.seeding import capture_rng, restore_rng
+from ganbench.seeding import capture_rng, restore_rng
 
 if TYPE_CHECKING:  # pragma: no cover
     from ganbench.variant import Variant

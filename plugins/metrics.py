@@ -12,8 +12,9 @@ from ganbench.specs import HIGHER, LOWER, TASK_SUPER_RESOLUTION, TASKS, MetricSp
 
 
 def _real_name(ev: Evaluation) -> str:
-    """Names the test split's cached features."""
-    return f"{ev.data.name}-test"
+    """Names the cached features of the split the samples are compared with: the test split,
+    or the training images a hyperparameter search holds out (``--holdout``)."""
+    return f"{ev.data.name}-{ev.data.eval_split}"
 
 
 def compute_domain(ev: Evaluation) -> dict[str, float]:

@@ -131,7 +131,7 @@ def compute_steering(probe: ProbeContext) -> ProbeResult:
 def _strips(steered: Steered, targets: list[Target], cfg: SteeringConfig) -> dict[str, bytes]:
     """steering-<target>.png: one row per shown latent (plain rows above penalised rows), one
     column per step 0..S."""
-    from ganbench.harness.grids import sample_grid_png
+    from ganbench.pictures import grid_png
 
     shown = min(cfg.strip, len(steered.z0))
     if shown == 0:
@@ -142,7 +142,7 @@ def _strips(steered: Steered, targets: list[Target], cfg: SteeringConfig) -> dic
         frames = steered.frames[:, rows].transpose(0, 1).flatten(0, 1)  # row-major: latent, then step
         labels = [f"{mode} {j + 1}" for mode in MODES for j in range(shown)]
         prefix = "steering-class-" if target.kind == CLASS else "steering-"
-        pictures[f"{prefix}{_slug(target.name)}.png"] = sample_grid_png(
+        pictures[f"{prefix}{_slug(target.name)}.png"] = grid_png(
             to_uint8(frames).cpu(), per_row=cfg.steps + 1, row_labels=labels
         )
     return pictures
@@ -167,9 +167,9 @@ def compute_label_swap(probe: ProbeContext) -> ProbeResult:
     ]
     pictures = {}
     if cfg.strip > 0:
-        from ganbench.harness.grids import sample_grid_png
+        from ganbench.pictures import grid_png
 
-        pictures["label-swap.png"] = sample_grid_png(images[: min(cfg.strip, cfg.latents) * k].cpu(), per_row=k)
+        pictures["label-swap.png"] = grid_png(images[: min(cfg.strip, cfg.latents) * k].cpu(), per_row=k)
     return ProbeResult({C.SWAP_CONSISTENCY: hits.mean().item()}, tables={"label_swap": table}, pictures=pictures)
 
 

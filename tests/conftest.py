@@ -274,3 +274,16 @@ def synthetic_run(tmp_path_factory):
         return out
 
     return make
+
+
+@pytest.fixture(scope="session")
+def ray_instance():
+    """One local Ray instance for the session (starting one takes seconds); the executor
+    joins it and leaves it running."""
+    import logging
+
+    import ray  # in the test extra: CI runs these tests
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    yield ray
+    ray.shutdown()

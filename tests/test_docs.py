@@ -52,3 +52,18 @@ def test_the_walkthrough_quotes_the_example_package():
     source = (example / "src" / "ganbench_lsgan" / "__init__.py").read_text()
     for line in ("super().__init__(context, config, loss=LeastSquares())", "def ganbench_register_variants(register):"):
         assert line in text and line in source
+
+
+def test_tuning_md_search_space_example_declares_what_it_says():
+    from ganbench.hparams import search_space, valid_values
+
+    text = (DOCS / "tuning.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "class MyGANConfig" in b)
+    namespace: dict = {}
+    exec(compile(block, "tuning.md", "exec"), namespace)
+    config = namespace["MyGANConfig"]
+    space = {key: r.text for key, r in search_space(config).items()}
+    assert space == {
+        "lr_g": "log(1e-5,0.01)", "beta1": "uniform(0,1)", "beta2": "choice(0.9,0.999)", "critic_steps": "int(1,5)",
+    }  # fmt: skip
+    assert set(valid_values(config)) == {"lr_g", "critic_steps", "width"}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ganbench.harness.rundir import atomic_write
+from ganbench.files import atomic_write, build_lock
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,13 @@ def write(path: Path, identity: Identity, tensors: Mapping[str, torch.Tensor]) -
 
 def load_or_build(path: Path, identity: Identity, build: Callable[[], Tensors]) -> Tensors:
     """The cached tensors at ``path`` if they were made for ``identity``; otherwise ``build()``
-    them and cache them (a cache that cannot be written only costs the next evaluation time)."""
+    them and cache them (a cache that cannot be written only costs the next evaluation time).
+    Two processes sharing the cache build a missing file once: the second waits for the first."""
+    with build_lock(path):
+        return _load_or_build(path, identity, build)
+
+
+def _load_or_build(path: Path, identity: Identity, build: Callable[[], Tensors]) -> Tensors:
     if path.exists():
         try:
             return read(path, identity)

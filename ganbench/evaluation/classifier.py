@@ -24,7 +24,7 @@ from torch import nn
 
 from ganbench.data import DatasetSplits, to_float
 from ganbench.evaluation.cache import safe_load, short_reason
-from ganbench.harness.rundir import atomic_write
+from ganbench.files import atomic_write, build_lock
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,11 @@ def load_or_train(splits: DatasetSplits, cache_dir: Path, device: torch.device) 
     """The cached classifier for this dataset, trained (once, with a fixed seed) if missing."""
     digest = fingerprint(splits)
     path = cache_path(splits, cache_dir, digest)
+    with build_lock(path):  # another run sharing the cache may be training it right now: wait, then load
+        return _load_or_train(splits, path, digest, device)
+
+
+def _load_or_train(splits: DatasetSplits, path: Path, digest: str, device: torch.device) -> HeldOutClassifier:
     if path.is_file():
         try:
             net, state = load_weights_file(path, device)

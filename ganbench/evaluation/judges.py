@@ -39,7 +39,7 @@ from ganbench.attributes import Attributes
 from ganbench.data import DatasetSplits, to_float
 from ganbench.evaluation.cache import CacheMismatch, digest, safe_load, short_reason
 from ganbench.evaluation.classifier import EVAL_BATCH, FEATURE_DIM, HeldOutClassifier, fingerprint
-from ganbench.harness.rundir import atomic_write
+from ganbench.files import atomic_write, build_lock
 
 log = logging.getLogger(__name__)
 
@@ -332,6 +332,13 @@ def _load_or_train(
     what: str, path: Path, identity: dict, module: nn.Module, train: Callable[[], nn.Module], score: Callable
 ) -> tuple[nn.Module, dict[str, Any]]:
     """``module`` with the cached weights at ``path``, or trained by ``train()``, scored and cached."""
+    with build_lock(path):  # one trainer at a time per cached file; the others wait and load
+        return _load_or_train_locked(what, path, identity, module, train, score)
+
+
+def _load_or_train_locked(
+    what: str, path: Path, identity: dict, module: nn.Module, train: Callable[[], nn.Module], score: Callable
+) -> tuple[nn.Module, dict[str, Any]]:
     if path.is_file():
         try:
             entry = _read(path, identity, module)

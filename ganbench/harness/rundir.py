@@ -18,13 +18,20 @@ import shutil
 import socket
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ganbench.errors import UsageError, describe
+from ganbench.files import (  # noqa: F401 - the one way a file is written, re-exported for the harness
+    TMP_MARKER,
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_text,
+    remove_dead_temporaries,
+    temporary_path,
+)
 
 try:
     import fcntl
@@ -32,37 +39,6 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
-
-TMP_MARKER = ".tmp-"
-
-
-def temporary_path(path: Path) -> Path:
-    """A hidden, unique temporary name in ``path``'s directory (same file system: rename is atomic)."""
-    return path.with_name(f".{path.name}{TMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
-def atomic_write(path: Path | str, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` to write the content to a temporary file, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:  # the data reaches the disk before the name does
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path | str, text: str) -> None:
-    atomic_write(path, lambda p: p.write_text(text))
-
-
-def atomic_write_bytes(path: Path | str, data: bytes) -> None:
-    atomic_write(path, lambda p: p.write_bytes(data))
-
 
 # --- layout -----------------------------------------------------------------------------------
 
@@ -259,9 +235,10 @@ def _lock(fd: int) -> None:
 
 
 @contextmanager
-def opened(path: Path) -> Iterator[RunDir]:
+def opened(path: Path, marker: str = CONFIG_JSON) -> Iterator[RunDir]:
     """Create ``path`` if needed and hold its lock. A directory this call created is removed
-    again if the run stops before it writes config.json, so a failed start leaves nothing."""
+    again if the run stops before it writes its ``marker`` file (config.json), so a failed
+    start leaves nothing."""
     rundir = RunDir(path)
     created = False
     new_parents = []  # folders above path this call creates (results/ on a first run), innermost first
@@ -292,7 +269,7 @@ def opened(path: Path) -> Iterator[RunDir]:
             log.info("removed %s, left half-written by a stopped run", stale)
         yield rundir
     finally:
-        if created and not rundir.config.exists():
+        if created and not (path / marker).exists():
             (path / LOCK_FILE).unlink(missing_ok=True)
             shutil.rmtree(path, ignore_errors=True)
             _remove_empty(new_parents)
@@ -373,47 +350,3 @@ def manifest_accepts(entry: dict[str, Any], data: bytes | None) -> dict[str, Any
 def write_manifest(run_dir: Path | str, tables: dict[str, dict[str, Any]]) -> None:
     record = {"format": TABLES_FORMAT, "tables": {name: tables[name] for name in sorted(tables)}}
     atomic_write_text(Path(run_dir) / TABLES_JSON, json.dumps(record, indent=1) + "\n")
-
-
-# --- temporaries outside a run directory (reports) -----------------------------------------------
-
-
-def _temporary_owner(name: str) -> int | None:
-    """The pid in a name :func:`temporary_path` made, else None."""
-    if not name.startswith(".") or TMP_MARKER not in name:
-        return None
-    pid, _, tag = name.rpartition(TMP_MARKER)[2].partition("-")
-    if not pid.isdigit() or len(tag) != 8 or not set(tag) <= _SHA256_HEX:
-        return None
-    return int(pid)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # someone else's process: alive
-        return True
-    return True
-
-
-def remove_dead_temporaries(folder: Path) -> list[Path]:
-    """Temporary files left in ``folder`` (not below it) by a ganbench process that no longer
-    runs (a killed report): removed. A live process's are left to it; other files are never touched."""
-    stale = []
-    try:
-        entries = list(folder.iterdir()) if folder.is_dir() else []
-    except OSError:
-        return stale
-    for p in sorted(entries):
-        pid = _temporary_owner(p.name)
-        if pid is not None and not _alive(pid) and p.is_file():
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
-            stale.append(p)
-    return stale

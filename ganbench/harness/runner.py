@@ -24,7 +24,7 @@ import pandas as pd
 from ganbench import columns as C
 from ganbench.attributes import dataset_attributes
 from ganbench.config import RunConfig, differences, format_seeds
-from ganbench.data import DataRequest, check_splits, load_dataset
+from ganbench.data import DataRequest, check_splits, hold_out, load_dataset
 from ganbench.errors import RunInterrupted, UsageError
 from ganbench.evaluation.classifier import load_or_train
 from ganbench.evaluation.judges import load_or_train_judges
@@ -166,7 +166,9 @@ def run(
         added = _check_same_run(record, plan) if record is not None else []
         splits = load_dataset(plan.dataset, DataRequest(config.data_dir, config.download, plan.cache_dir))
         check_splits(plan.dataset, splits)
-        check_batch_sizes(plan, splits.train_images.shape[0])  # bad input: refused before config.json is written
+        # --holdout: training images stand in for the test split, which this run never reads
+        scored = hold_out(splits, config.holdout) if config.holdout else splits
+        check_batch_sizes(plan, scored.train_images.shape[0])  # bad input: refused before config.json is written
         classifier = load_or_train(splits, plan.cache_dir, plan.device)
         attributes = dataset_attributes(plan.dataset, splits)
         judges = (
@@ -190,7 +192,7 @@ def run(
             path = rundir.checkpoint(job.variant, job.seed)
             if path.exists():
                 load_checkpoint(path, job.variant, job.seed, fingerprint)
-        env = JobEnv(plan, splits, classifier, rundir, attributes, judges)
+        env = JobEnv(plan, scored, classifier, rundir, attributes, judges)
         new_record = with_step_flops(new_record, {p.spec.name: env.step_flops(p.spec.name) for p in plan.variants})
         R.atomic_write_text(rundir.config, json.dumps(new_record, indent=2, default=str) + "\n")
         log.info("run directory: %s", plan.run_dir)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ganbench import columns as C
 from ganbench.errors import UsageError, describe
-from ganbench.harness.rundir import atomic_write_bytes, atomic_write_text, remove_dead_temporaries
+from ganbench.files import atomic_write_bytes, atomic_write_text, remove_dead_temporaries
 from ganbench.report import noise, plots, stats, verdicts
 from ganbench.report.load import RunData, load_run
 
@@ -540,7 +540,7 @@ def _write(
     formats: Sequence[str],
     title: str,
     subtitle: str,
-    sections: list[Section],
+    sections: list[Section | None],
     data: dict[str, pd.DataFrame] | None = None,
 ) -> dict[str, Path]:
     """Write the pages (and the ``data`` tables, as CSV) into ``out``; a directory that cannot
@@ -562,7 +562,7 @@ def _write(
 
 
 def _write_pages(
-    out: Path, formats: Sequence[str], title: str, subtitle: str, sections: list[Section]
+    out: Path, formats: Sequence[str], title: str, subtitle: str, sections: list[Section | None]
 ) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     for folder in (out, out / IMAGES_DIR):  # half-written files of a report that was killed
@@ -621,12 +621,9 @@ def decide(run: RunData | Path | str) -> Decisions:
     return Decisions(table, verdicts.seeds_table(table), noise_frame)
 
 
-def build_report(
-    run_dir: Path | str, out: Path | str | None = None, formats: Sequence[str] = FORMATS
-) -> dict[str, Path]:
-    """The report of one run: ``<run_dir>/report/`` unless ``out`` says otherwise. It opens with
-    what the seeds decide; the tables behind that section are written beside the pages."""
-    run = load_run(run_dir)
+def run_sections(run: RunData) -> tuple[list[Section | None], Decisions, str]:
+    """A run's report: its sections in order, the decisions behind the first, and the subtitle
+    (shared by ``ganbench report`` and the tuned report, whose phase 2 is an ordinary run)."""
     finals = run.finals
     columns = [*_shown(finals, LEADERBOARD), *_shown(finals, _extra_columns(run))]
     directions = run.directions
@@ -652,6 +649,16 @@ def build_report(
         f"{', '.join(run.variants)} on {_dataset_name(run)}, budget {options.get('budget')}, "
         f"seeds {options.get('seeds')}"
     )
+    return sections, decisions, subtitle
+
+
+def build_report(
+    run_dir: Path | str, out: Path | str | None = None, formats: Sequence[str] = FORMATS
+) -> dict[str, Path]:
+    """The report of one run: ``<run_dir>/report/`` unless ``out`` says otherwise. It opens with
+    what the seeds decide; the tables behind that section are written beside the pages."""
+    run = load_run(run_dir)
+    sections, decisions, subtitle = run_sections(run)
     target = Path(out) if out else run.path / "report"
     return _write(target, formats, f"ganbench report: {run.name}", subtitle, sections, decisions.tables())
 

@@ -1,7 +1,6 @@
 """The Ray executor: the same tables as the local one, a dead worker fails its job only, and a
 missing Ray is one line of bad input."""
 
-import logging
 import os
 import signal
 import sys
@@ -15,17 +14,6 @@ import ganbench
 from ganbench import columns as C
 from ganbench.errors import UsageError
 from ganbench.harness.rundir import JOBS_CSV, METRICS_CSV, TRAIN_LOG_CSV
-
-
-@pytest.fixture(scope="session")
-def ray_instance():
-    """One local Ray instance for the session (starting one takes seconds); the executor
-    joins it and leaves it running."""
-    import ray  # in the test extra: CI runs these tests
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture
