@@ -204,17 +204,7 @@ def run(
     from ganbench.harness.runner import run as run_benchmark  # torch and friends: only once the input is valid
 
     result = run_benchmark(config, report=write_report)
-    click.echo(result.format_summary())
-    click.echo(f"\nresults: {result.run_dir}")
-    if write_report:
-        click.echo(f"report: {result.run_dir / 'report' / 'report.html'}")
-    unfinished = result.unfinished
-    for _, job in unfinished.iterrows():
-        click.echo(
-            f"ganbench: {job[C.VARIANT]} seed {job[C.SEED]} {job[C.STATUS]} at step {job[C.STEP]}: {job[C.NOTE]}",
-            err=True,
-        )
-    return 1 if len(unfinished) else 0
+    return _finish(result.format_summary(), result.run_dir, write_report, result.unfinished)
 
 
 def _merged(
@@ -324,11 +314,16 @@ def tune(
     except TuneFailed as exc:
         click.echo(f"ganbench: {exc}", err=True)
         return 1
-    click.echo(result.format_summary())
-    click.echo(f"\nresults: {result.tune_dir}")
+    return _finish(result.format_summary(), result.tune_dir, write_report, result.final.unfinished)
+
+
+def _finish(summary: str, directory: Path, write_report: bool, unfinished: Any) -> int:
+    """Print a command's summary and where its results are; list the jobs that did not end ok
+    on stderr; the exit status (1 when there are any)."""
+    click.echo(summary)
+    click.echo(f"\nresults: {directory}")
     if write_report:
-        click.echo(f"report: {result.tune_dir / 'report' / 'report.html'}")
-    unfinished = result.final.unfinished
+        click.echo(f"report: {directory / 'report' / 'report.html'}")
     for _, job in unfinished.iterrows():
         click.echo(
             f"ganbench: {job[C.VARIANT]} seed {job[C.SEED]} {job[C.STATUS]} at step {job[C.STEP]}: {job[C.NOTE]}",
