@@ -140,7 +140,7 @@ def tune_args(cache_dir):
 def tune_tables(out):
     """What must come out the same: trials.csv, and every run's metrics and jobs, timings aside."""
     trials = pd.read_csv(out / "trials.csv").drop(columns=[C.TRAIN_SECONDS])
-    runs = sorted(p.parent for p in out.rglob("metrics.csv"))
+    runs = sorted(p.parent for p in out.rglob("jobs.csv"))  # the runs (the tune's own metrics.csv stacks theirs)
     frames = [trials]
     for run in runs:
         metrics = pd.read_csv(run / "metrics.csv")
