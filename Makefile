@@ -18,7 +18,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ganbench run --variants cgan,acgan --dataset fashion-mnist
 
-# The tests never download: find Fashion-MNIST first (or download it here, once).
+# The tests never download: find Fashion-MNIST first (or download it here, once). One pytest-xdist
+# worker per core (TEST_WORKERS=0: none); tests/conftest.py gives each worker its share of threads.
+TEST_WORKERS ?= auto
 test: $(STAMP)
 	$(BIN)/ganbench data --dataset fashion-mnist
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup

@@ -461,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         cause = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__ or exc.__context__
         if isinstance(cause, KeyboardInterrupt):
             run_dir = getattr(cause, "run_dir", None)
-            hint = f"; continue it with: ganbench run --resume {run_dir}" if run_dir else ""
+            command = getattr(cause, "command", "run")
+            hint = f"; continue it with: ganbench {command} --resume {run_dir}" if run_dir else ""
             click.echo(f"ganbench: interrupted; rows written so far are kept{hint}", err=True)
             return 130
         click.echo(f"ganbench: error: aborted ({describe(cause) if cause else 'no reason given'})", err=True)

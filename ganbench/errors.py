@@ -16,6 +16,7 @@ class UsageError(Exception):
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run, after every row so far was written; names the run to resume."""
 
-    def __init__(self, run_dir: object) -> None:
-        super().__init__(f"interrupted; resume with: ganbench run --resume {run_dir}")
+    def __init__(self, run_dir: object, command: str = "run") -> None:
+        super().__init__(f"interrupted; resume with: ganbench {command} --resume {run_dir}")
         self.run_dir = run_dir
+        self.command = command  # what continues it: ``ganbench run`` or ``ganbench tune``

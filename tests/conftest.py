@@ -36,6 +36,25 @@ _script = Path(sys.executable).with_name("ganbench")
 GANBENCH = [str(_script)] if _script.is_file() else [sys.executable, "-m", "ganbench"]
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs one worker per core), each worker gets its share
+    of the cores: torch's threads, and OMP_NUM_THREADS for the ``ganbench`` subprocesses a test
+    starts. Two workers on 2 threads each would oversubscribe 2 cores (OpenMP threads spin)."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        threads = max(1, (os.cpu_count() or 1) // int(workers))
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that use Ray run on one xdist worker (``--dist loadgroup``): a second local Ray
+    instance started beside the session's would join it (ray.init finds the latest cluster)."""
+    for item in items:
+        if item.path.name.startswith("test_ray") or "ray_instance" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
 @pytest.fixture(scope="session")
 def cache_dir(request) -> Path:
     env = os.environ.get("GANBENCH_TEST_CACHE")

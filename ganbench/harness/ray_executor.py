@@ -17,6 +17,7 @@ records the running jobs as interrupted at the last point they reported, and pro
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -223,35 +224,69 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def start_ray(ray: Any, address: str | None) -> bool:
+    """Join the cluster at ``address``, or start a local instance; True when this call started
+    or joined it (and so should shut it down), False when Ray was already running here."""
+    if ray.is_initialized():
+        return False
+    quiet = dict(logging_level=logging.WARNING, log_to_driver=True)
+    if address is not None:
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise UsageError(
+                f"ray_address {address}: cannot join that Ray cluster ({describe(exc)}); "
+                "accepted: auto, ray://HOST:PORT, HOST:PORT of a running cluster, or none to start one"
+            ) from None
+        return True
+    ray.init(num_cpus=_cpu_count(), include_dashboard=False, **quiet)
+    return True
+
+
+def job_resources(cpus_per_job: float, gpus_per_job: float | None, device: torch.device) -> tuple[float, float]:
+    """What one job reserves: ``cpus_per_job``, and ``gpus_per_job`` (default 1 on CUDA, else 0)."""
+    default_gpus = 1.0 if device.type == "cuda" else 0.0
+    return float(cpus_per_job), float(gpus_per_job if gpus_per_job is not None else default_gpus)
+
+
+def job_slots(resources: dict[str, float], cpus: float, gpus: float) -> int:
+    """How many jobs of ``cpus`` CPUs and ``gpus`` GPUs the cluster's ``resources`` run at once."""
+    slots = [int(resources.get("CPU", 0.0) // cpus)] if cpus > 0 else []
+    if gpus > 0:
+        slots.append(int(resources.get("GPU", 0.0) // gpus))
+    return max(1, min(slots)) if slots else 1
+
+
+@contextlib.contextmanager
+def session(address: str | None, cpus: float, gpus: float) -> Iterator[int]:
+    """Ray started (or joined) once for several runs, as ``ganbench tune`` runs its trials;
+    yields how many jobs the cluster runs at once. Each run's executor finds Ray running and
+    leaves it to this session to shut down."""
+    ray = require_ray()
+    started = start_ray(ray, address)
+    try:
+        yield job_slots(ray.cluster_resources(), cpus, gpus)
+    finally:
+        if started:
+            ray.shutdown()
+
+
 class RayExecutor:
     """Every job a Ray task with the run's ``cpus_per_job`` and ``gpus_per_job``, run as the
-    cluster has room; events stream back to ``handle`` in this process."""
+    cluster has room; events stream back to ``handle`` in this process.
 
-    def __init__(self, env: JobEnv) -> None:
+    ``stop``: an event another thread sets to interrupt this run as Ctrl-C would (a tune running
+    several trials at once in threads: a signal reaches the main thread only)."""
+
+    def __init__(self, env: JobEnv, stop: threading.Event | None = None) -> None:
         self.env = env
         config = env.plan.config
-        self.cpus = config.cpus_per_job
-        default_gpus = 1.0 if env.plan.device.type == "cuda" else 0.0
-        self.gpus = config.gpus_per_job if config.gpus_per_job is not None else default_gpus
+        self.cpus, self.gpus = job_resources(config.cpus_per_job, config.gpus_per_job, env.plan.device)
         self.threads = max(1, int(self.cpus))
+        self.stop = stop
 
     def _start(self, ray: Any) -> bool:
-        """Join the configured cluster, or start a local instance; True when this call started it."""
-        if ray.is_initialized():
-            return False
-        address = self.env.plan.config.ray_address
-        quiet = dict(logging_level=logging.WARNING, log_to_driver=True)
-        if address is not None:
-            try:
-                ray.init(address=address, **quiet)
-            except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise UsageError(
-                    f"ray_address {address}: cannot join that Ray cluster ({describe(exc)}); "
-                    "accepted: auto, ray://HOST:PORT, HOST:PORT of a running cluster, or none to start one"
-                ) from None
-            return True
-        ray.init(num_cpus=_cpu_count(), include_dashboard=False, **quiet)
-        return True
+        return start_ray(ray, self.env.plan.config.ray_address)
 
     def _check_fits(self, ray: Any) -> None:
         have = ray.cluster_resources()
@@ -282,7 +317,9 @@ class RayExecutor:
                 run_dir = str(env.rundir.path)
                 running[task.remote(t.job, shared, plugins, checkpoint, run_dir, self.threads)] = t
             while running:
-                ready, _ = ray.wait(list(running), num_returns=1)
+                if self.stop is not None and self.stop.is_set():
+                    raise KeyboardInterrupt
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=None if self.stop is None else 0.5)
                 for stream in ready:
                     self._next(ray, stream, running, handle)
         except BaseException as exc:  # Ctrl-C, or the writer failed: no task outlives the run

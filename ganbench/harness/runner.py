@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,7 @@ def run(
     executor: Executor | str | None = None,
     resume: Path | str | None = None,
     report: bool = False,
+    stop: threading.Event | None = None,
     **kwargs: Any,
 ) -> RunResult:
     """Run a benchmark. Takes a :class:`RunConfig`, or its fields as keyword arguments (the
@@ -143,6 +145,8 @@ def run(
     other keyword must agree with them). Running again with the same ``out`` does the same.
     ``report=True`` writes the run's report into ``RUN_DIR/report`` at the end (``--report``).
     ``executor`` is the option's name (``"local"``, ``"ray"``) or an :class:`Executor` to use.
+    ``stop``: an event that, once set, interrupts a Ray run as Ctrl-C does (``RunInterrupted``);
+    for runs in threads of one process (a tune's trials), which no signal reaches.
     """
     if isinstance(executor, str):  # the option, like any other keyword
         kwargs["executor"], executor = executor, None
@@ -201,7 +205,7 @@ def run(
             log.info("resuming %s: %d of %d jobs done, %d to run", plan.run_dir, done, len(plan.jobs()), len(jobs))
             if added:
                 log.info("seeds added to the run: %s", format_seeds(added))
-        result = _run_jobs(plan, writer, env, jobs, executor or _executor(env))
+        result = _run_jobs(plan, writer, env, jobs, executor or _executor(env, stop))
     if report:
         from ganbench.report.render import build_report
 
@@ -209,11 +213,11 @@ def run(
     return result
 
 
-def _executor(env: JobEnv) -> Executor:
+def _executor(env: JobEnv, stop: threading.Event | None = None) -> Executor:
     if env.plan.config.executor == "ray":
         from ganbench.harness.ray_executor import RayExecutor  # ray is imported only for a Ray run
 
-        return RayExecutor(env)
+        return RayExecutor(env, stop)
     return LocalExecutor(env)
 
 

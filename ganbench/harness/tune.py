@@ -18,6 +18,7 @@ not trained again and the tables equal an uninterrupted tune's.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime as dt
 import json
@@ -25,9 +26,10 @@ import logging
 import math
 import shutil
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ import pandas as pd
 
 from ganbench import columns as C
 from ganbench.config import RESUME_MAY_CHANGE, RunConfig, _int, format_seeds
-from ganbench.errors import UsageError
+from ganbench.errors import RunInterrupted, UsageError
 from ganbench.harness import rundir as R
 from ganbench.harness.plan import Plan, plan_run
 from ganbench.hparams import Range, format_number
@@ -448,19 +450,13 @@ def tune(
         else:
             record = {**record, "started": _now(), "command": " ".join(sys.argv)}
         R.atomic_write_text(tplan.tune_dir / TUNE_JSON, json.dumps(record, indent=2, default=str) + "\n")
-        for k in range(config.trials):
-            log.info("tune: trial %d of %d (phase 1)", k + 1, config.trials)
-            t = time.perf_counter()
-            try:
-                run_benchmark(tplan.trial_config(k), registry=registry)
-            except UsageError:  # bad input the data reveals (--holdout too large): a new tune leaves nothing
-                if existing is None and not any((tplan.trial_dir(j) / R.CONFIG_JSON).exists() for j in range(k + 1)):
-                    (tplan.tune_dir / TUNE_JSON).unlink(missing_ok=True)
-                    shutil.rmtree(tplan.tune_dir / TRIALS_DIR, ignore_errors=True)
-                raise
-            seconds["phase 1"] += time.perf_counter() - t
-            R.atomic_write_text(tplan.tune_dir / TRIALS_CSV, trials_table(tplan).to_csv(index=False))
-            R.atomic_write_text(tplan.tune_dir / METRICS_CSV, all_metrics(tplan).to_csv(index=False))
+        t = time.perf_counter()
+        try:
+            _search(tplan, registry, fresh=existing is None)
+        except KeyboardInterrupt as exc:  # resumed as a tune, not as the trial's run
+            raise RunInterrupted(tplan.tune_dir, command="tune") from exc
+        finally:
+            seconds["phase 1"] = time.perf_counter() - t
         trials = trials_table(tplan)
         R.atomic_write_text(tplan.tune_dir / TRIALS_CSV, trials.to_csv(index=False))
         chosen = _chosen(tplan, trials)
@@ -469,6 +465,8 @@ def tune(
         t = time.perf_counter()
         try:
             final = run_benchmark(tplan.final_config(chosen), registry=registry)
+        except KeyboardInterrupt as exc:
+            raise RunInterrupted(tplan.tune_dir, command="tune") from exc
         finally:
             seconds["phase 2"] = time.perf_counter() - t
             R.atomic_write_text(tplan.tune_dir / METRICS_CSV, all_metrics(tplan).to_csv(index=False))
@@ -479,6 +477,92 @@ def tune(
 
         build_tune_report(tplan.tune_dir)
     return TuneResult(tplan.tune_dir, trials, final, chosen, seconds)
+
+
+def _search(tplan: TunePlan, registry: Registry, fresh: bool) -> None:
+    """Phase 1: every trial not finished yet, trial by trial; with ``--executor ray``, as many
+    trials at once as keep the cluster busy (:func:`trials_in_flight`). trials.csv and the
+    stacked metrics.csv are rewritten as each trial ends."""
+    from ganbench.harness.runner import run as run_benchmark
+
+    config = tplan.config
+
+    def one(k: int, stop: threading.Event | None = None) -> None:
+        log.info("tune: trial %d of %d (phase 1)", k + 1, config.trials)
+        run_benchmark(tplan.trial_config(k), registry=registry, stop=stop)
+
+    def written() -> None:
+        R.atomic_write_text(tplan.tune_dir / TRIALS_CSV, trials_table(tplan).to_csv(index=False))
+        R.atomic_write_text(tplan.tune_dir / METRICS_CSV, all_metrics(tplan).to_csv(index=False))
+
+    try:
+        if config.run.executor != "ray":
+            for k in range(config.trials):
+                one(k)
+                written()
+            return
+        from ganbench.harness import ray_executor
+
+        run = config.run
+        cpus, gpus = ray_executor.job_resources(run.cpus_per_job, run.gpus_per_job, tplan.plan.device)
+        with ray_executor.session(run.ray_address, cpus, gpus) as slots:
+            in_flight = trials_in_flight(slots, len(run.variants), config.trials)
+            log.info("tune: %d trials at a time (the Ray cluster runs %d jobs at once)", in_flight, slots)
+            run_concurrently(range(config.trials), one, in_flight, written)
+    except UsageError:  # bad input the data reveals (--holdout too large): a new tune leaves nothing
+        if fresh and not any((tplan.trial_dir(k) / R.CONFIG_JSON).exists() for k in range(config.trials)):
+            (tplan.tune_dir / TUNE_JSON).unlink(missing_ok=True)
+            shutil.rmtree(tplan.tune_dir / TRIALS_DIR, ignore_errors=True)
+        raise
+
+
+def trials_in_flight(slots: int, variants: int, trials: int) -> int:
+    """Trials to run at once on a cluster that runs ``slots`` jobs at once: enough to fill it
+    with ``variants`` jobs per trial, and one more setting up (a trial's run loads the data and
+    scores the reference row on the driver before its jobs start); at most every trial."""
+    return max(1, min(trials, -(-slots // max(1, variants)) + 1))
+
+
+def run_concurrently(
+    ks: Sequence[int],
+    one: Callable[[int, threading.Event], None],
+    in_flight: int,
+    done: Callable[[], None],
+) -> None:
+    """``one(k, stop)`` for every ``k``, ``in_flight`` at a time in threads, ``done()`` in this
+    thread after each. Ctrl-C (which reaches this thread only) or an error sets ``stop``: the
+    other trials stop as Ctrl-C stops a run, and the first error (or the interruption) is
+    raised once every thread has ended, so no trial outlives the tune."""
+    stop = threading.Event()
+    pending = list(ks)
+    errors: list[BaseException] = []
+    interrupted: KeyboardInterrupt | None = None
+    with concurrent.futures.ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="ganbench-trial") as pool:
+        running: set[concurrent.futures.Future] = set()
+        try:
+            while pending or running:
+                while pending and len(running) < in_flight and not stop.is_set():
+                    running.add(pool.submit(one, pending.pop(0), stop))
+                if not running:
+                    break
+                finished, running = concurrent.futures.wait(
+                    running, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED
+                )  # a timeout, so that Ctrl-C is seen while the trials run
+                for future in finished:
+                    if future.exception() is not None:  # the others stop, as after Ctrl-C
+                        errors.append(future.exception())
+                        stop.set()
+                if finished:
+                    done()
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+            stop.set()
+            concurrent.futures.wait(running)  # each trial records its running jobs as interrupted
+            done()
+    if interrupted is not None:
+        raise interrupted
+    if errors:
+        raise errors[0]
 
 
 def _chosen(tplan: TunePlan, trials: pd.DataFrame) -> dict[str, dict[str, Any]]:

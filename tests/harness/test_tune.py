@@ -3,9 +3,12 @@ fresh seeds; trials are ordinary runs, so they resume exactly and fan out on Ray
 
 import itertools
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -13,7 +16,7 @@ import pytest
 
 import ganbench
 from ganbench import columns as C
-from ganbench.harness.tune import TRIAL_SEED_BASE, draw_settings, sobol_points
+from ganbench.harness.tune import TRIAL_SEED_BASE, draw_settings, run_concurrently, sobol_points, trials_in_flight
 from ganbench.hparams import Choice, IntUniform, LogUniform, Uniform
 from ganbench.report.tuning import expected_best
 
@@ -290,3 +293,97 @@ def test_a_ray_tune_writes_the_same_tables_as_a_local_one(ray_instance, tmp_path
         torch.set_num_threads(before)
     assert len(ray_tune.trials) == 4
     assert_same_tune(ray_tune.tune_dir, local_tune.tune_dir)
+
+
+# --- trials at once on Ray -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "slots, variants, trials, expected",
+    [(2, 4, 16, 2), (64, 4, 16, 16), (64, 8, 16, 9), (64, 4, 8, 8), (1, 1, 16, 2), (3, 2, 1, 1), (0, 0, 4, 1)],
+)
+def test_a_ray_tune_runs_enough_trials_at_once_to_fill_the_cluster(slots, variants, trials, expected):
+    assert trials_in_flight(slots, variants, trials) == expected
+
+
+def test_job_slots_count_the_scarcer_resource():
+    from ganbench.harness.ray_executor import job_slots
+
+    assert job_slots({"CPU": 16.0}, 1, 0) == 16
+    assert job_slots({"CPU": 16.0, "GPU": 4.0}, 2, 1) == 4
+    assert job_slots({"CPU": 16.0, "GPU": 4.0}, 8, 1) == 2
+    assert job_slots({"CPU": 1.0}, 4, 0) == 1  # never 0: one job at a time at least
+
+
+def test_trials_run_concurrently_up_to_the_limit_and_tables_follow_each():
+    lock, state, order = threading.Lock(), {"now": 0, "most": 0, "done": 0}, []
+
+    def one(k, stop):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.2)
+        with lock:
+            state["now"] -= 1
+            order.append(k)
+
+    def done():
+        state["done"] += 1
+
+    run_concurrently(range(7), one, 3, done)
+    assert sorted(order) == list(range(7)) and state["most"] == 3
+    assert 1 <= state["done"] <= 7 and state["now"] == 0
+
+
+def test_a_failing_trial_stops_the_others_and_its_error_is_raised():
+    started, stopped = [], []
+
+    def one(k, stop):
+        started.append(k)
+        if k == 1:
+            raise ValueError("trial 1 broke")
+        if stop.wait(5):  # as a Ray run does: it ends, its running jobs recorded interrupted
+            stopped.append(k)
+            raise KeyboardInterrupt
+
+    with pytest.raises(ValueError, match="trial 1 broke"):
+        run_concurrently(range(6), one, 2, lambda: None)
+    assert 1 in started and len(started) < 6  # no trial is started once one has failed
+    assert stopped == [k for k in started if k != 1]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray")
+def test_ctrl_c_stops_every_trial_of_a_ray_tune_and_says_how_to_resume(
+    tmp_path, cache_dir, classifier, start_interruptible
+):  # classifier: trained before the clock starts
+    out = tmp_path / "tune"
+    process = start_interruptible(
+        "tune", "--variants", "dcgan", "--trials", "4", "--final-seeds", "0", "--budget", "2000steps",
+        "--evals", "200", "--eval-samples", "100", "--holdout", "500", "--device", "cpu", "--no-download",
+        "--cache-dir", cache_dir, "--executor", "ray", "--out", out,
+    )  # fmt: skip
+    try:  # interrupted once two trials' jobs have started (a trial evaluates at its end only)
+        deadline = time.monotonic() + 600
+        while len([j for j in (out / "trials").glob("trial-*/jobs.csv") if _started(j)]) < 2:
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        os.kill(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert f"ganbench tune --resume {out}" in stderr.splitlines()[-1]
+    statuses = {  # a trial still setting up when Ctrl-C came has no jobs yet
+        jobs.parent.name: pd.read_csv(jobs).status.tolist() for jobs in sorted((out / "trials").glob("*/jobs.csv"))
+    }
+    assert sum(s == ["interrupted"] for s in statuses.values()) >= 2, statuses  # two trials at once
+    assert "ok" not in {s for v in statuses.values() for s in v}  # none ran to its end after Ctrl-C
+    assert not (out / "final").exists()
+
+
+def _started(jobs_csv):
+    try:
+        return (pd.read_csv(jobs_csv).variant == "dcgan").any()
+    except (OSError, pd.errors.EmptyDataError):
+        return False
