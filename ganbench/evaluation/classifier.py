@@ -10,6 +10,7 @@ fingerprint and the architecture version. GAN training never sees it. Weights ar
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import hashlib
@@ -24,6 +25,7 @@ from torch import nn
 
 from ganbench.data import DatasetSplits, to_float
 from ganbench.evaluation.cache import safe_load, short_reason
+from ganbench.evaluation.threads import metric_threads
 from ganbench.files import atomic_write, build_lock
 
 log = logging.getLogger(__name__)
@@ -86,9 +88,16 @@ class HeldOutClassifier:
         """Unique per weights: names torch-fidelity's feature extractor and its caches."""
         return f"ganbench-{self.dataset}-classifier-{self.fingerprint[:12]}-v{ARCH_VERSION}"
 
+    def _pinned(self):
+        """On the CPU, the metric path's fixed thread count: on some CPUs (AMD EPYC with AVX2,
+        torch 2.14) a conv net's float32 features differ in their last bits on 1 and 2 torch
+        threads, and every metric computed from them would follow the thread count."""
+        return metric_threads() if self.device.type == "cpu" else contextlib.nullcontext()
+
     @torch.no_grad()
     def _batched(self, fn, images: torch.Tensor) -> torch.Tensor:
-        return torch.cat([fn(chunk.to(self.device)).float().cpu() for chunk in images.split(EVAL_BATCH)])
+        with self._pinned():
+            return torch.cat([fn(chunk.to(self.device)).float().cpu() for chunk in images.split(EVAL_BATCH)])
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         return self._batched(self.net, images)
@@ -101,10 +110,11 @@ class HeldOutClassifier:
         """Both in one pass; the logits are bit for bit those of :meth:`logits` (the same chunks,
         and dropout is the identity in eval mode)."""
         features, logits = [], []
-        for chunk in images.split(EVAL_BATCH):
-            f = self.net.features(chunk.to(self.device))
-            features.append(f.float().cpu())
-            logits.append(self.net.head(f).float().cpu())
+        with self._pinned():
+            for chunk in images.split(EVAL_BATCH):
+                f = self.net.features(chunk.to(self.device))
+                features.append(f.float().cpu())
+                logits.append(self.net.head(f).float().cpu())
         return torch.cat(features), torch.cat(logits)
 
     @functools.cached_property

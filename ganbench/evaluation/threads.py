@@ -12,9 +12,12 @@ values depend on the CPU's kernels only. (``threadpoolctl``, a runtime dependenc
 limits every BLAS loaded, numpy and scipy each load their own OpenBLAS, and OpenMP; torch's
 intra-op threads are set by torch.)
 
-The networks' forward passes (the held-out classifier's features, Inception's) keep the
-process's threads: their results do not depend on the thread count (checked by
-``tests/evaluation/test_threads.py``), and Inception on a CPU would be several times slower.
+The held-out classifier's forward passes (the features every domain metric starts from) run
+under :func:`metric_threads` too: on an AMD EPYC with AVX2 (torch 2.14.1) its float32 features
+differed in their last bits on 1 and 2 torch threads, which an AVX-512 machine had not shown
+(``tests/evaluation/test_threads.py`` checks both). Inception's forward pass keeps the process's
+threads: it is several times slower on one, and ``fid_inception`` is compared at equal thread
+counts only.
 """
 
 from __future__ import annotations
