@@ -89,8 +89,8 @@ class HeldOutClassifier:
         return f"ganbench-{self.dataset}-classifier-{self.fingerprint[:12]}-v{ARCH_VERSION}"
 
     def _pinned(self):
-        """On the CPU, the metric path's fixed thread count: on some CPUs (AMD EPYC with AVX2,
-        torch 2.14) a conv net's float32 features differ in their last bits on 1 and 2 torch
+        """On the CPU, the metric path's fixed thread count: on some CPUs (a 2-core Intel Xeon with
+        AVX-512, torch 2.14) a conv net's float32 features differ in their last bits on 1 and 2 torch
         threads, and every metric computed from them would follow the thread count."""
         return metric_threads() if self.device.type == "cpu" else contextlib.nullcontext()
 

@@ -13,9 +13,9 @@ limits every BLAS loaded, numpy and scipy each load their own OpenBLAS, and Open
 intra-op threads are set by torch.)
 
 The held-out classifier's forward passes (the features every domain metric starts from) run
-under :func:`metric_threads` too: on an AMD EPYC with AVX2 (torch 2.14.1) its float32 features
-differed in their last bits on 1 and 2 torch threads, which an AVX-512 machine had not shown
-(``tests/evaluation/test_threads.py`` checks both). Inception's forward pass keeps the process's
+under :func:`metric_threads` too: on a 2-core Intel Xeon with AVX-512 (torch 2.14.1) its float32
+features differed in their last bits on 1 and 2 torch threads, which the AMD EPYC machines
+before it had not shown (``tests/evaluation/test_threads.py`` checks both). Inception's forward pass keeps the process's
 threads: it is several times slower on one, and ``fid_inception`` is compared at equal thread
 counts only.
 """
