@@ -4,6 +4,7 @@ line override the file."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -68,7 +69,8 @@ _SHARED_OPTIONS = [
         "set_",
         multiple=True,
         metavar="NAME.KEY=VALUE",
-        help="Override a variant's hyperparameter or a probe's option, e.g. cgan.lr_g=1e-4 (repeatable).",
+        help="Override a variant's hyperparameter or a metric's or probe's option, e.g. cgan.lr_g=1e-4 "
+        "(repeatable; options: `ganbench list`).",
     ),
     click.option(
         "--search",
@@ -410,6 +412,15 @@ def list_(plugin: tuple[Path, ...]) -> None:
         [
             (name, ", ".join(r.spec.columns), f"[{r.plugin}]", r.spec.description)
             for name, r in sorted(registry.probes.items())
+        ],
+    )
+    table(
+        "Options of metrics and probes (--set NAME.KEY=VALUE)",
+        [
+            (name, " ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(r.spec.config)))
+            for kind in (registry.metrics, registry.probes)
+            for name, r in sorted(kind.items())
+            if dataclasses.fields(r.spec.config)
         ],
     )
     if registry.errors:

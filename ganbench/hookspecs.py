@@ -60,8 +60,9 @@ def ganbench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
 
     :param register: call ``register(MetricSpec(...))`` once per metric. The spec lists the
         table columns the metric fills (each column belongs to one metric only), the tasks it
-        applies to, and a ``compute(evaluation)`` callable that receives a
-        :class:`ganbench.Evaluation` and returns a mapping of column to float, or a
+        applies to, its options (a dataclass, overridden by ``--set METRIC.KEY=VALUE``) and a
+        ``compute(evaluation)`` callable that receives a :class:`ganbench.Evaluation` (its
+        options as ``evaluation.options``) and returns a mapping of column to float, or a
         :class:`ganbench.MetricValues` with per-class values and reasons for NaN.
     :return: nothing; the return value is ignored.
 

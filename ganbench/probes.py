@@ -79,11 +79,17 @@ class ProbeResult:
     """What a probe returns when a mapping of column to float is not enough.
 
     Attributes:
-        values: column -> value for metrics.csv (NaN allowed, with a note).
-        tables: table name -> rows; each becomes ``<name>.csv`` in the run directory (e.g.
-            ``steering``), with the variant, dataset, seed and eval_index added to each row.
-        pictures: file name -> PNG bytes, saved as ``probes/<variant>-seed<k>/<file name>``.
+        values: column -> float for metrics.csv (NaN allowed, with a note).
+        tables: table name (one of the spec's ``tables``) -> rows, each a mapping of column to
+            text, number, bool or None; each table becomes ``<name>.csv`` in the run directory
+            (e.g. ``steering``), with ``variant``, ``seed``, ``eval_index`` and ``row`` (the
+            row's position at that evaluation, from 0) before each row's own columns.
+        pictures: file name (plain, ending in ``.png``) -> PNG bytes (:mod:`ganbench.pictures`),
+            saved as ``probes/<variant>-seed<k>/<probe>/<file name>``.
         notes: column -> why its value is NaN.
+
+    What breaks this contract (an undeclared table, a row that is not a mapping, a picture that
+    is not PNG, a value that is not a float) is dropped with a note naming the probe.
     """
 
     values: Mapping[str, float]

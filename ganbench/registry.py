@@ -84,6 +84,10 @@ class Registry:
     probes: dict[str, Registered[ProbeSpec]] = field(default_factory=dict)
     errors: list[PluginError] = field(default_factory=list)
     plugins: list[str] = field(default_factory=list)
+    # plugin -> where its code came from: {"distribution", "version"} for an installed one,
+    # {"file", "sha256"} for a local file (its contents when it was loaded); what config.json
+    # records so that a run says which code computed it.
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def variant(self, name: str) -> VariantSpec:
         return self._lookup("variant", name)
@@ -228,15 +232,23 @@ def hook_names() -> list[str]:
     return [name for name in vars(hookspecs) if name.startswith("ganbench_")]
 
 
+def file_source(path: Path) -> dict[str, str]:
+    """A local plugin file as config.json records it: its absolute path and its contents' SHA-256."""
+    path = Path(path).expanduser().resolve()
+    return {"file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
 def load_plugins(
     plugin_files: Iterable[Path | str] = (),
     *,
     entry_points: bool = True,
     environ: dict[str, str] | None = None,
-) -> tuple[pluggy.PluginManager, list[PluginError]]:
-    """A plugin manager with every plugin registered, and the errors met on the way."""
+) -> tuple[pluggy.PluginManager, list[PluginError], dict[str, dict[str, str]]]:
+    """A plugin manager with every plugin registered, the errors met on the way, and where each
+    registered plugin came from (:attr:`Registry.sources`)."""
     pm = create_plugin_manager()
     errors: list[PluginError] = []
+    sources: dict[str, dict[str, str]] = {}
     if entry_points:
         for ep in _entry_points():
             if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
@@ -248,22 +260,33 @@ def load_plugins(
                 errors.append(PluginError(ep.name, f"failed to load {ep.value}: {type(exc).__name__}: {exc}"))
                 continue
             _register_plugin(pm, plugin, ep.name, errors)
+            if ep.dist is not None:
+                sources[ep.name] = {"distribution": ep.dist.name, "version": ep.dist.version}
     for path in [*env_plugin_files(environ), *map(Path, plugin_files)]:
         name = str(path)
         if pm.get_plugin(name) is not None:
             continue  # the same file given twice
         try:
+            source = file_source(path) if Path(path).expanduser().is_file() else {}
             module = import_plugin_file(path)
         except Exception as exc:
             errors.append(PluginError(name, f"failed to load: {type(exc).__name__}: {exc}"))
             continue
         _register_plugin(pm, module, name, errors)
-    return pm, errors
+        sources[name] = source
+    return pm, errors, sources
 
 
-def collect(pm: pluggy.PluginManager, errors: Iterable[PluginError] = ()) -> Registry:
+def collect(
+    pm: pluggy.PluginManager,
+    errors: Iterable[PluginError] = (),
+    sources: dict[str, dict[str, str]] | None = None,
+) -> Registry:
     """Call every registration hook, one plugin at a time, and return what was registered."""
-    registry = Registry(errors=list(errors), plugins=[name for name, _ in pm.list_name_plugin()])
+    names = [name for name, _ in pm.list_name_plugin()]
+    registry = Registry(
+        errors=list(errors), plugins=names, sources={n: s for n, s in (sources or {}).items() if n in names and s}
+    )
     for kind in KINDS:
         hook = getattr(pm.hook, kind.hook)
         for impl in hook.get_hookimpls():
@@ -286,8 +309,8 @@ def load_registry(
     environ: dict[str, str] | None = None,
 ) -> Registry:
     """Load every plugin and collect its registrations; log each plugin error once."""
-    pm, errors = load_plugins(plugin_files, entry_points=entry_points, environ=environ)
-    registry = collect(pm, errors)
+    pm, errors, sources = load_plugins(plugin_files, entry_points=entry_points, environ=environ)
+    registry = collect(pm, errors, sources)
     for error in registry.errors:
         log.warning("%s", error)
     if entry_points and not registry.variants and not registry.errors:

@@ -30,7 +30,7 @@ DIRECTIONS = (HIGHER, LOWER, NEITHER)
 
 @dataclass(frozen=True)
 class NoConfig:
-    """Hyperparameters of a variant that has none to set."""
+    """The hyperparameters (or options) of a variant, metric or probe that has none to set."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,9 @@ class MetricSpec:
     Attributes:
         name: lowercase, hyphen-separated (``domain-fidelity``); what ``--metrics`` takes.
         columns: the table columns it fills (lowercase snake_case); a column has one owner.
-        compute: ``compute(evaluation) -> Mapping[str, float] | MetricValues``.
+        compute: ``compute(evaluation) -> Mapping[str, float] | MetricValues``; what breaks
+            that contract (a missing or undeclared column, a value that is not a float, NaN
+            without a reason) is NaN with a note naming the metric, as when it raises.
         tasks: the variant tasks it applies to.
         final_only: compute it at the final evaluation point only (for expensive metrics);
             earlier rows hold NaN.
@@ -119,6 +121,9 @@ class MetricSpec:
             better (:data:`HIGHER`, :data:`LOWER`, :data:`NEITHER`); a column left out has none.
             Recorded in the run's config.json; the report's arrows, bold best, comparisons and
             verdicts follow it.
+        config: a dataclass type whose fields are its options, overridden by ``--set
+            NAME.FIELD=VALUE`` exactly as a probe's are; ``compute`` reads them as
+            ``evaluation.options``.
     """
 
     name: str
@@ -128,6 +133,7 @@ class MetricSpec:
     final_only: bool = False
     description: str = ""
     directions: Mapping[str, str] = field(default_factory=dict, hash=False)
+    config: type = NoConfig
 
     def direction(self, column: str) -> str:
         """``"higher"``, ``"lower"`` or ``"neither"`` (a column ``directions`` leaves out)."""
@@ -242,11 +248,16 @@ def spec_problem(spec: Any, expected: type) -> str | None:
         problem = _directions_problem(spec)
         if problem:
             return problem
+        kind = "probe" if isinstance(spec, ProbeSpec) else "metric"
+        if not (isinstance(spec.config, type) and dataclasses.is_dataclass(spec.config)):
+            return f"config must be a dataclass type (its fields are the {kind}'s options)"
+        try:
+            check_declarations(spec.config)
+        except ValueError as exc:
+            return f"config {spec.config.__name__}: {exc}"
         if isinstance(spec, ProbeSpec):
             if spec.applies is not None and not callable(spec.applies):
                 return f"applies must be callable or None, got {type(spec.applies).__name__}"
-            if not (isinstance(spec.config, type) and dataclasses.is_dataclass(spec.config)):
-                return "config must be a dataclass type (its fields are the probe's options)"
             if not all(
                 isinstance(t, str) and COLUMN_PATTERN.match(t) and t not in RESERVED_TABLES for t in spec.tables
             ):

@@ -358,3 +358,30 @@ def test_a_search_range_is_validated_and_recorded(tmp_path, small_run, ganbench)
     record = json.loads((out_dir / "config.json").read_text())
     assert record["run"]["search"] == {"wgan-gp": {"lr_g": "log(1e-4,1e-3)", "z_dim": "choice(64,128)"}}
     assert record["variants"]["wgan-gp"]["config"]["lr_g"] == 1e-4  # the default still trains: nothing is searched yet
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("bright-fraction.threshold=2", "--set bright-fraction.threshold=2: threshold must be in [0, 1]"),
+        ("bright-fraction.threshold=high", "--set bright-fraction.threshold=high: could not convert string to float"),
+        ("bright-fraction.cutoff=0.2", "--set bright-fraction.cutoff: bright-fraction has no setting 'cutoff'; accepted: threshold"),
+        ("latent-walk.steps=1", "--set latent-walk.steps=1: steps must be >= 2"),
+    ],
+)  # fmt: skip
+def test_bad_metric_and_probe_options_are_refused_with_exit_2(setting, message, tmp_path, ganbench, fixtures_dir):
+    plugin = fixtures_dir / "plugin_third_party.py"
+    out = ganbench("run", "--plugin", plugin, "--variants", "dcgan", "--device", "cpu", "--no-download",
+                   "--set", setting, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2
+    assert message in one_line_error(out)
+    assert not list(tmp_path.iterdir())
+
+
+def test_list_shows_the_options_of_metrics_and_probes(ganbench, fixtures_dir):
+    out = ganbench("list", "--plugin", fixtures_dir / "plugin_third_party.py")
+    assert out.returncode == 0, out.stderr
+    section = out.stdout.split("Options of metrics and probes")[1].split("\n\n")[0].splitlines()[1:]
+    rows = {line.split()[0]: line.split()[1:] for line in section}
+    assert rows["bright-fraction"] == ["threshold=0.5"] and rows["latent-walk"] == ["steps=4"]
+    assert rows["steering"][:2] == ["latents=64", "steps=10"]

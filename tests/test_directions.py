@@ -147,11 +147,15 @@ def _with_plugin_columns(run_dir, record_directions: bool):
 def test_a_recorded_plugin_direction_gets_arrow_bold_best_verdicts_and_pairwise(synthetic_run, tmp_path):
     run_dir = _with_plugin_columns(synthetic_run(variants=3, seeds=5, evals=2, name="directed"), True)
     md = build_report(run_dir, tmp_path / "report", formats=("md",))["md"].read_text()
-    board = _table(_section(md, "Leaderboard"), "sharpness ↑")
-    assert [c for c in board.columns if c.startswith("wobble")] == ["wobble"]  # declared neither: no arrow
+    leaderboard = _section(md, "Leaderboard")
+    board = _table(leaderboard, "sharpness ↑")
     bold = board.loc[board["sharpness ↑"].str.startswith("**"), "variant"].tolist()
     assert bold == ["v2"]  # the highest mean
-    assert not board["wobble"].str.startswith("**").any()  # no direction: no best
+    # each column in the table of the metric or probe that filled it, the metric's before the probe's
+    assert leaderboard.index("### metric sharp") < leaderboard.index("sharpness ↑") < leaderboard.index("### probe wob")
+    wobble = _table(leaderboard.split("### probe wob", 1)[1], "wobble")
+    assert [c for c in wobble.columns if c.startswith("wobble")] == ["wobble"]  # declared neither: no arrow
+    assert not wobble["wobble"].str.startswith("**").any()  # no direction: no best
     verdict_part = _section(md, "What the seeds decide")
     assert "\n### sharpness ↑\n" in verdict_part and "wobble" not in verdict_part
     assert "v2 beats v0 on sharpness ↑" in verdict_part
@@ -216,8 +220,9 @@ def test_the_console_summary_and_verdicts_show_a_plugins_columns(synthetic_run):
 
 @pytest.mark.slow
 def test_a_third_party_metrics_direction_reaches_a_real_runs_record_console_and_report(run_kwargs, fixtures_dir):
-    plugin = fixtures_dir / "plugin_metric_direction.py"
-    kwargs = {**run_kwargs, "variants": "dcgan,cgan", "seeds": (0, 1, 2, 3), "evals": 1, "plugin": [plugin]}
+    plugin, third = fixtures_dir / "plugin_metric_direction.py", fixtures_dir / "plugin_third_party.py"
+    kwargs = {**run_kwargs, "variants": "dcgan,cgan", "seeds": (0, 1, 2, 3), "evals": 1, "plugin": [plugin, third],
+              "probes": "latent-walk", "set": {"bright-fraction": {"threshold": "0.6"}, "latent-walk": {"steps": "3"}}}  # fmt: skip
     result = ganbench.run(**kwargs)
     columns = json.loads((result.run_dir / "config.json").read_text())["columns"]
     assert {k: v for k, v in columns["ink_mean"].items() if k != "plugin"} == {
@@ -231,6 +236,7 @@ def test_a_third_party_metrics_direction_reaches_a_real_runs_record_console_and_
     assert "ink_mean ↑" in console.split("What the seeds decide", 1)[1]
 
     md = build_report(result.run_dir)["md"].read_text()
+    _third_party_checks(result, third)
     finals = load_run(result.run_dir).finals
     best = finals.groupby(C.VARIANT)["ink_mean"].mean().idxmax()
     board = _table(_section(md, "Leaderboard"), "ink_mean ↑")
@@ -240,4 +246,42 @@ def test_a_third_party_metrics_direction_reaches_a_real_runs_record_console_and_
     assert "\n### ink_mean ↑\n" in verdict_part and "ink_spread" not in verdict_part
     verdicts_csv = pd.read_csv(result.run_dir / "report" / "verdicts.csv")
     assert "ink_mean" in set(verdicts_csv["metric"]) and "ink_spread" not in set(verdicts_csv["metric"])
+    assert {"bright_fraction", "walk_change"} <= set(verdicts_csv["metric"])
     assert "ink_mean ↑" in _section(md, "Pairwise comparisons")
+
+
+def _third_party_checks(result, third):
+    """config.json, the console and the report of a real run with plugin_third_party.py."""
+    import hashlib
+    import re
+
+    record = json.loads((result.run_dir / "config.json").read_text())
+    assert record["plugins"][str(third)] == {"file": str(third), "sha256": hashlib.sha256(third.read_bytes()).hexdigest()}
+    assert record["plugins"]["ganbench.metrics"]["distribution"] == "ganbench"
+    assert record["metrics"]["bright-fraction"]["config"] == {"threshold": 0.6}
+    assert record["probes"]["latent-walk"] == {
+        "plugin": str(third), "columns": ["walk_change"], "tables": ["walk"],
+        "description": "mean image change per step of a straight latent walk", "config": {"steps": 3},
+    }  # fmt: skip
+    console = result.format_summary()
+    assert {"bright_fraction", "walk_change"} <= set(console.splitlines()[0].split())
+    walk = pd.read_csv(result.run_dir / "walk.csv")
+    assert list(walk.columns) == [C.VARIANT, C.SEED, C.EVAL_INDEX, "row", "step", "change"] and len(walk) == 2 * 4 * 2
+    assert (result.run_dir / "probes" / "cgan-seed0" / "latent-walk" / "walk.png").is_file()
+
+    html = (result.run_dir / "report" / "report.html").read_text()
+    sections = dict(re.findall(r"<section>\s*<h2>(.*?)</h2>(.*?)</section>", html, flags=re.S))
+    own = sections["Probe: latent-walk"]
+    assert "<h3>walk</h3>" in own and "<th>change</th>" in own
+    assert re.findall(r'alt="([^"]+)"', own) == ["dcgan-seed0/latent-walk/walk.png", "cgan-seed0/latent-walk/walk.png"]
+    assert all("latent-walk" not in body for title, body in sections.items() if title != "Probe: latent-walk"
+               and title != "What was run" and title != "Leaderboard")  # fmt: skip
+    board = sections["Leaderboard"]
+    assert "<h3>metric bright-fraction</h3>" in board and "<h3>probe latent-walk</h3>" in board
+    assert "walk_change ↓" in board and "<strong>" in board.split("<h3>probe latent-walk</h3>")[1].split("<h3>")[0]
+    assert "<h3>walk_change ↓</h3>" in sections["What the seeds decide"]
+    what = sections["What was run"]
+    assert f"sha256 {record['plugins'][str(third)]['sha256']}" in what and "threshold=0.6" in what
+    reference = load_run(result.run_dir).references.set_index(C.VARIANT).loc[C.REAL_DATA]
+    assert 0 < reference.bright_fraction < 1 and 0 < reference.ink_mean < 1
+    assert f"{reference.bright_fraction:.4g}" in what and f"{reference.ink_mean:.4g}" in what  # the reference row

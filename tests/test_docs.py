@@ -44,11 +44,53 @@ def test_plugins_md_worked_example_runs(tmp_path, monkeypatch, run_kwargs):
     assert set(ok.variant) == {"cgan", "hinge-gan"} and ok.mean_intensity.between(0, 1).all()
 
 
+@pytest.mark.slow
+def test_plugins_md_metric_and_probe_examples_and_their_tests_run(tmp_path, monkeypatch, cache_dir):
+    files = doc_files(DOCS / "plugins.md")
+    assert {"bright.py", "walk.py", "test_bright_fraction.py", "test_latent_walk.py"} <= set(files)
+    for name, body in files.items():
+        (tmp_path / name).write_text(body)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GANBENCH_CACHE", str(cache_dir))  # the helpers' default cache: the suite's, trained once
+    registry = load_registry(["bright.py", "walk.py"], environ={})
+    assert not registry.errors and registry.metrics["bright-fraction"].spec.config.__name__ == "BrightConfig"
+    # the tests the docs tell an author to write, as they are written there
+    for test_file, test in (
+        ("test_bright_fraction.py", "test_bright_fraction"),
+        ("test_latent_walk.py", "test_latent_walk"),
+    ):
+        namespace: dict = {}
+        exec(compile(files[test_file], test_file, "exec"), namespace)
+        namespace[test]()
+
+
+def test_plugins_md_documents_every_field_of_the_data_containers():
+    """The fields a metric or probe reads and returns, each in docs/plugins.md's tables."""
+    import dataclasses
+
+    from ganbench.data import DatasetSplits
+    from ganbench.evaluation import Evaluation, MetricValues
+    from ganbench.probes import ProbeContext, ProbeResult
+    from ganbench.specs import MetricSpec, ProbeSpec
+
+    text = (DOCS / "plugins.md").read_text()
+    for container in (DatasetSplits, Evaluation, MetricValues, ProbeResult, MetricSpec, ProbeSpec):
+        rows = re.findall(rf"^\| `{container.__name__}` field \|.*?\n\n", text, flags=re.M | re.S)
+        assert rows, f"docs/plugins.md has no table of {container.__name__}'s fields"
+        documented = set(re.findall(r"^\| `([a-z_]+)(?:\(\))?`(?:, `([a-z_]+)`)?", rows[0], flags=re.M))
+        names = {n for pair in documented for n in pair if n}
+        public = {f.name for f in dataclasses.fields(container) if not f.name.startswith("_")}
+        assert public <= names, f"{container.__name__}: {sorted(public - names)} undocumented"
+    context = {f.name for f in dataclasses.fields(ProbeContext)}
+    assert all(f"`{name}`" in text for name in context)
+
+
 def test_the_walkthrough_quotes_the_example_package():
     text = (DOCS / "plugins.md").read_text()
     example = DOCS.parent / "examples" / "ganbench-lsgan"
     entry = '[project.entry-points.ganbench]\nlsgan = "ganbench_lsgan"'
     assert entry in text and entry in (example / "pyproject.toml").read_text()
+    assert f"```toml\n{(example / 'pyproject.toml').read_text()}```" in text  # the whole file, as it is
     source = (example / "src" / "ganbench_lsgan" / "__init__.py").read_text()
     for line in ("super().__init__(context, config, loss=LeastSquares())", "def ganbench_register_variants(register):"):
         assert line in text and line in source

@@ -161,3 +161,25 @@ def test_specs_are_frozen():
     spec = VariantSpec("x", object)
     with pytest.raises(AttributeError):
         spec.name = "y"  # type: ignore[misc]
+
+
+def test_each_plugin_is_recorded_with_its_distribution_version_or_its_files_sha256(fixtures_dir, tmp_path):
+    import hashlib
+    from importlib import metadata
+
+    path = fixtures_dir / "plugin_third_party.py"
+    registry = load_registry([str(path)], environ={})
+    assert registry.sources[str(path)] == {
+        "file": str(path.resolve()),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+    version = metadata.version("ganbench")
+    assert registry.sources["ganbench.metrics"] == {"distribution": "ganbench", "version": version}
+    assert registry.metrics["bright-fraction"].plugin == str(path)
+    # another file, other contents: its own path and its own hash
+    copy = tmp_path / "copy.py"
+    copy.write_bytes(path.read_bytes().replace(b"bright-fraction", b"bright-copy"))
+    other = load_registry([str(copy)], entry_points=False, environ={})
+    assert other.sources == {
+        str(copy): {"file": str(copy.resolve()), "sha256": hashlib.sha256(copy.read_bytes()).hexdigest()}
+    }

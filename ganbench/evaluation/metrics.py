@@ -8,12 +8,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ganbench.data import DatasetSplits
 from ganbench.evaluation.classifier import HeldOutClassifier
+from ganbench.evaluation.outputs import add_note, checked_values, number_problem
 from ganbench.specs import TASK_GENERATION, MetricSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,9 +30,10 @@ class MetricValues:
     """What a metric returns when a mapping of column to float is not enough.
 
     Attributes:
-        values: column -> value (NaN allowed).
-        per_class: column -> one value per class (the per-class table).
-        notes: column -> why its value is NaN.
+        values: column -> float (NaN allowed, with a note).
+        per_class: column -> one float per class, in label order (``data.class_names``): the
+            column of per_class.csv, one row per class.
+        notes: column -> why its value is NaN (or anything the row's note should say of it).
     """
 
     values: Mapping[str, float]
@@ -55,6 +57,9 @@ class Evaluation:
         final: whether this is the run's last evaluation point.
         inception_weights: the Inception weights, resolved on first use.
         reference: for super-resolution, the high-resolution targets of ``samples`` (uint8).
+        options: the options of the metric being computed: an instance of its
+            ``MetricSpec.config`` with the run's ``--set METRIC.KEY=VALUE`` applied (set by
+            :func:`run_metrics` for each metric in turn).
 
     ``features`` and ``predicted`` (the held-out classifier on the samples) are computed on
     first use and shared by every metric.
@@ -71,6 +76,7 @@ class Evaluation:
     final: bool
     inception_weights: Callable[[], InceptionWeights]
     reference: torch.Tensor | None = None
+    options: Any = None
     _predicted: torch.Tensor | None = field(default=None, repr=False)
     _features: torch.Tensor | None = field(default=None, repr=False)
 
@@ -100,8 +106,53 @@ class EvalResult:
     seconds: float
 
 
-def run_metrics(evaluation: Evaluation, metrics: Sequence[MetricSpec]) -> EvalResult:
-    """Every metric on one evaluation; a metric that raises gives NaN and a note, not a crash."""
+@dataclass(frozen=True)
+class CheckedValues:
+    """What one metric returned, checked (:func:`check_metric_output`).
+
+    Attributes:
+        values: every declared column -> float (NaN where it gave none or something else).
+        per_class: its per-class values that are one float per class of a declared column.
+        notes: column (or ``metric NAME``) -> what the row's note says: the metric's own
+            reasons and its mistakes.
+        problems: the mistakes alone (what the contract does not accept), by the same keys.
+    """
+
+    values: dict[str, float]
+    per_class: dict[str, list[float]]
+    notes: dict[str, str]
+    problems: dict[str, str]
+
+
+def check_metric_output(spec: MetricSpec, out: Any, num_classes: int) -> CheckedValues:
+    """``out``, what ``spec.compute`` returned, as a row takes it: a float for each declared
+    column and a reason for each departure from the contract (undeclared or missing columns,
+    NaN without a reason, a value that is not a float, per-class values not one per class)."""
+    owner = f"metric {spec.name}"
+    if isinstance(out, MetricValues):
+        returned, given, classes = out.values, out.notes, out.per_class
+    else:
+        returned, given, classes = out, {}, {}
+    given = {k: str(v) for k, v in given.items()} if isinstance(given, Mapping) else {}
+    values, reasons = checked_values(owner, spec.columns, returned, given)
+    per_class: dict[str, list[float]] = {}
+    for column, rows in classes.items() if isinstance(classes, Mapping) else ():
+        problem = _per_class_problem(spec, column, rows, num_classes)
+        if problem:
+            add_note(reasons, owner, problem)
+        else:
+            per_class[column] = [float(v) for v in rows]
+    problems = {k: r for k, r in reasons.items() if r != given.get(k)}  # not the metric's own explanation
+    return CheckedValues(values, per_class, reasons, problems)
+
+
+def run_metrics(
+    evaluation: Evaluation, metrics: Sequence[MetricSpec], options: Mapping[str, Any] | None = None
+) -> EvalResult:
+    """Every metric on one evaluation, each with its options (``options[name]``: an instance of
+    its ``config``; its defaults when absent). A metric that raises, or returns what the
+    contract does not accept, gives NaN in the columns concerned and a note naming it; the
+    other metrics' values are unaffected."""
     start = time.perf_counter()
     values: dict[str, float] = {}
     per_class: dict[str, list[float]] = {}
@@ -111,20 +162,33 @@ def run_metrics(evaluation: Evaluation, metrics: Sequence[MetricSpec]) -> EvalRe
             values.update({c: math.nan for c in spec.columns})
             continue
         try:
+            evaluation.options = (options or {}).get(spec.name) or spec.config()
             out = spec.compute(evaluation)
         except Exception as exc:
             log.warning("metric %s failed on %s: %s: %s", spec.name, evaluation.variant, type(exc).__name__, exc)
             out = MetricValues({}, notes={c: f"{spec.name} failed: {type(exc).__name__}: {exc}" for c in spec.columns})
-        if not isinstance(out, MetricValues):
-            out = MetricValues(dict(out))
-        for column in spec.columns:
-            values[column] = float(out.values.get(column, math.nan))
-        unknown = set(out.values) - set(spec.columns)
-        if unknown:
-            log.warning("metric %s returned undeclared columns %s; ignored", spec.name, sorted(unknown))
-        per_class.update({k: list(map(float, v)) for k, v in out.per_class.items() if k in spec.columns})
-        notes.update({k: v for k, v in out.notes.items() if k in spec.columns})
+        finally:
+            evaluation.options = None
+        checked = check_metric_output(spec, out, evaluation.data.num_classes)
+        values.update(checked.values)
+        per_class.update(checked.per_class)
+        for key, reason in checked.problems.items():
+            log.warning("metric %s on %s: %s: %s", spec.name, evaluation.variant, key, reason)
+        for key, reason in checked.notes.items():
+            add_note(notes, key, reason)
     return EvalResult(values, per_class, notes, time.perf_counter() - start)
+
+
+def _per_class_problem(spec: MetricSpec, column: str, rows: Any, num_classes: int) -> str | None:
+    """Why ``per_class[column]`` is not one float per class of one of the metric's columns."""
+    if column not in spec.columns:
+        return f"per_class {column!r} is not one of its columns ({', '.join(spec.columns)}); ignored"
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence):
+        return f"per_class {column!r} is a {type(rows).__name__}, not a sequence of floats; ignored"
+    if len(rows) != num_classes:
+        return f"per_class {column!r} has {len(rows)} values, not one per class ({num_classes}); ignored"
+    wrong = next((p for v in rows if (p := number_problem(v))), None)
+    return f"per_class {column!r} holds {wrong}; ignored" if wrong else None
 
 
 def applicable(metrics: Sequence[MetricSpec], task: str = TASK_GENERATION) -> list[MetricSpec]:

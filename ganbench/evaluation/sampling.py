@@ -13,6 +13,9 @@ from ganbench.devices import synchronize
 from ganbench.variant import GenerativeVariant
 
 GENERATE_CHUNK = 1000
+# Evaluation latents: seeded with the job's seed plus this, the same for every variant of a run
+# and apart from training's RNG (the harness and ganbench.testing draw them alike).
+EVAL_SEED_OFFSET = 1_000_003
 
 
 @torch.no_grad()

@@ -31,7 +31,8 @@ from ganbench.errors import UsageError, describe
 from ganbench.evaluation import EvalResult, Evaluation, applicable, generate_samples, run_metrics, upscale_samples
 from ganbench.evaluation.classifier import HeldOutClassifier, WatchedFeatures
 from ganbench.evaluation.fidelity import InceptionWeights, resolve_inception_weights
-from ganbench.evaluation.probing import ProbeOutcome, run_probes
+from ganbench.evaluation.probing import ProbeOutcome, probe_context, run_probes
+from ganbench.evaluation.sampling import EVAL_SEED_OFFSET
 from ganbench.harness import events as E
 from ganbench.harness.flops import train_step_flops
 from ganbench.harness.grids import sample_grid_png
@@ -51,8 +52,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-EVAL_SEED_OFFSET = 1_000_003  # evaluation latents: same for every variant, apart from training's RNG
-PROBE_SEED_OFFSET = 2_000_003  # probes' latents: likewise, and apart from the evaluation's
 RESAMPLE_SEED_OFFSET = 3_000_017  # --resample: the final evaluation's second, independent draw of latents
 GRID_PER_CLASS = 10
 NOT_HELD_OUT = "trained with the held-out classifier's features: its metrics are not held out for this run"
@@ -146,7 +145,8 @@ class JobEnv:
             inception_weights=self.inception_weights,
             reference=reference,
         )
-        return run_metrics(evaluation, applicable(self.plan.metrics, task) if metrics is None else metrics)
+        chosen = applicable(self.plan.metrics, task) if metrics is None else metrics
+        return run_metrics(evaluation, chosen, self.plan.metric_options)
 
     def resampled_metrics(self) -> list[MetricSpec]:
         """What ``--resample`` scores again: every generation metric of the run except the
@@ -160,24 +160,11 @@ class JobEnv:
             return None
         if self.judges is None:
             raise RuntimeError("probes need the judges: the runner loads them when a probe applies")
-        spec, device = self.plan.variant(name).spec, self.plan.device
+        spec, judges = self.plan.variant(name).spec, self.judges
 
         def context(probe: ProbeSpec, config: Any) -> ProbeContext:
-            generator = torch.Generator(device=device).manual_seed(seed + PROBE_SEED_OFFSET)
-            judges = self.judges
-            assert judges is not None
-            return ProbeContext(
-                name,
-                seed,
-                variant,
-                spec,
-                config,
-                self.splits,
-                self.attributes,
-                judges.judge,
-                judges.steering,
-                generator,
-                device,
+            return probe_context(
+                name, seed, variant, spec, config, self.splits, self.attributes, judges, self.plan.device
             )
 
         return run_probes([(p.spec, p.config) for p in planned], context)
@@ -276,6 +263,9 @@ def run_fingerprint(plan: Plan) -> str:
     options = {k: v for k, v in plan.config.to_json().items() if k not in (*RESUME_MAY_CHANGE, "set", "seeds")}
     for p in (*plan.variants, *plan.probes):
         options[f"config:{p.spec.name}"] = dataclasses.asdict(p.config)
+    for metric, config in plan.metric_options.items():
+        if dataclasses.fields(config):  # one without options changes nothing: older runs keep their fingerprint
+            options[f"metric-config:{metric}"] = dataclasses.asdict(config)
     return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -395,8 +385,10 @@ class Job:
                         table = E.Table(name, spec.name, seed, state.eval_index, rows)
                         history.tables.append(dataclasses.asdict(table))
                         emit(table)
-                    for file, data in probes.pictures.items():
-                        emit(E.Artefact(env.rundir.relative(env.rundir.probe_picture(spec.name, seed, file)), data))
+                    for probe, pictures in probes.pictures.items():
+                        for file, data in pictures.items():
+                            path = env.rundir.probe_picture(spec.name, seed, probe, file)
+                            emit(E.Artefact(env.rundir.relative(path), data))
                 if final and config.resample and isinstance(built, GenerativeVariant):  # after the probes: they
                     table = self._resample(env, built, state, result)  # are the same with or without it
                     history.tables.append(dataclasses.asdict(table))

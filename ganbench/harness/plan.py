@@ -56,6 +56,8 @@ class Plan:
     device: torch.device
     cache_dir: Path
     probes: tuple[PlannedProbe, ...] = ()
+    # Each metric's options, by name: its MetricSpec.config with the run's --set applied.
+    metric_options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path:
@@ -121,15 +123,23 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
             f"no variants given; use --variants NAME[,NAME...] (accepted: {', '.join(sorted(registry.variants)) or 'none registered'})"
         )
     dataset = registry.dataset(config.dataset)
+    if config.metrics:
+        metrics = tuple(registry.metric(name) for name in config.metrics)
+    else:
+        metrics = tuple(r.spec for r in registry.metrics.values())
     variant_names, probe_names = list(config.variants), _probe_names(config, registry)
-    both = sorted(set(variant_names) & set(probe_names))
-    if both and any(name in config.set for name in both):
-        raise UsageError(f"--set {both[0]}.KEY is ambiguous: {both[0]} names both a variant and a probe")
-    unknown_sets = set(config.set) - set(variant_names) - set(probe_names)
+    metric_names = [m.name for m in metrics]
+    kinds = {"variant": variant_names, "probe": probe_names, "metric": metric_names}
+    for name in config.set:
+        owners = [kind for kind, names in kinds.items() if name in names]
+        if len(owners) > 1:
+            raise UsageError(f"--set {name}.KEY is ambiguous: {name} names both a {owners[0]} and a {owners[1]}")
+    unknown_sets = set(config.set) - set(variant_names) - set(probe_names) - set(metric_names)
     if unknown_sets:
         raise UsageError(
             f"--set names {', '.join(sorted(unknown_sets))}, which is neither a variant in --variants "
-            f"({', '.join(variant_names)}) nor a probe that runs ({', '.join(probe_names) or 'none'})"
+            f"({', '.join(variant_names)}) nor a probe that runs ({', '.join(probe_names) or 'none'}) nor a metric "
+            f"that runs ({', '.join(metric_names) or 'none'})"
         )
     unknown_searches = set(config.search) - set(variant_names)
     if unknown_searches:
@@ -153,16 +163,13 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
         )
         for name in probe_names
     )
-    if config.metrics:
-        metrics = tuple(registry.metric(name) for name in config.metrics)
-    else:
-        metrics = tuple(r.spec for r in registry.metrics.values())
+    metric_options = {m.name: variant_config(m.name, m.config, config.set.get(m.name, {})) for m in metrics}
     device = resolve_device(config.device)
     check_precision(config.precision, device)
     run_dir = Path(config.out) if config.out is not None else default_run_dir(config)
     cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
     resolved = config.replace(out=run_dir.absolute(), plugin=tuple(Path(p).resolve() for p in config.plugin))
-    return Plan(resolved, dataset, tuple(planned), metrics, device, cache_dir, probes)
+    return Plan(resolved, dataset, tuple(planned), metrics, device, cache_dir, probes, metric_options)
 
 
 def _search(name: str, spec: VariantSpec, overrides: Mapping[str, Any], config: RunConfig) -> dict[str, Any]:

@@ -97,6 +97,19 @@ def columns_record(plan: Plan, registry: Registry) -> dict[str, dict[str, str]]:
     }
 
 
+def plugins_record(plan: Plan, dataset: str, registry: Registry) -> dict[str, dict[str, str] | None]:
+    """``{plugin: source}`` for every plugin that provides something the run uses (its variants,
+    dataset, metrics and probes): ``{"distribution", "version"}`` of an installed one, ``{"file",
+    "sha256"}`` of a local file; None where the registry does not know (specs added by hand)."""
+    used = [
+        *(p.plugin for p in plan.variants),
+        registry.datasets[dataset].plugin,
+        *(registry.metrics[m.name].plugin for m in plan.metrics),
+        *(p.plugin for p in plan.probes),
+    ]
+    return {name: registry.sources.get(name) for name in dict.fromkeys(used)}
+
+
 def config_record(
     plan: Plan,
     splits: DatasetSplits,
@@ -132,13 +145,26 @@ def config_record(
         "attributes": attributes_record(attributes),
         "judges": None if judges is None else judges.record,
         "probes": {
-            p.spec.name: {"plugin": p.plugin, "columns": list(p.spec.columns), "config": dataclasses.asdict(p.config)}
+            p.spec.name: {
+                "plugin": p.plugin,
+                "columns": list(p.spec.columns),
+                "tables": list(p.spec.tables),
+                "description": p.spec.description,
+                "config": dataclasses.asdict(p.config),
+            }
             for p in plan.probes
         },
         "metrics": {
-            m.name: {"plugin": registry.metrics[m.name].plugin, "columns": list(m.columns)} for m in plan.metrics
+            m.name: {
+                "plugin": registry.metrics[m.name].plugin,
+                "columns": list(m.columns),
+                "description": m.description,
+                "config": dataclasses.asdict(plan.metric_options[m.name]),
+            }
+            for m in plan.metrics
         },
         "columns": columns_record(plan, registry),
+        "plugins": plugins_record(plan, splits.name, registry),
         "plugin_errors": [str(e) for e in registry.errors],
         "environment": environment(plan.device),
         "command": sys.argv if sys.argv and sys.argv[0].endswith("ganbench") else None,

@@ -85,11 +85,13 @@ class RunDir:
     def sample_grid(self, variant: str, seed: int) -> Path:
         return self.path / SAMPLES_DIR / f"{job_name(variant, seed)}.png"
 
-    def probe_picture(self, variant: str, seed: int, name: str) -> Path:
-        """A probe's picture (a steering strip): ``probes/<variant>-seed<k>/<name>``."""
+    def probe_picture(self, variant: str, seed: int, probe: str, name: str) -> Path:
+        """A probe's picture (a steering strip): ``probes/<variant>-seed<k>/<probe>/<name>``, a
+        folder per probe, so that two probes' pictures never share a name and the report shows
+        each under its own probe."""
         if Path(name).name != name or name.startswith("."):
             raise ValueError(f"a probe's picture needs a plain file name, got {name!r}")
-        return self.path / PROBES_DIR / job_name(variant, seed) / name
+        return self.path / PROBES_DIR / job_name(variant, seed) / probe / name
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.path).as_posix()

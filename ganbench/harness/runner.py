@@ -101,14 +101,19 @@ def _check_same_run(record: dict[str, Any], plan: Plan) -> list[int]:
             f"e.g. --seeds {format_seeds([*before.seeds, *(max(before.seeds) + 1 + i for i in range(3))])}"
         )
     changed = differences(before, plan.config.replace(seeds=before.seeds))
-    for section, planned in (("variants", plan.variants), ("probes", plan.probes)):
+    options = {
+        "variants": {p.spec.name: p.config for p in plan.variants},
+        "probes": {p.spec.name: p.config for p in plan.probes},
+        "metrics": plan.metric_options,
+    }
+    for section, configs in options.items():
         saved = record.get(section) or {}
-        for p in planned:
-            now = json.loads(json.dumps(dataclasses.asdict(p.config), default=str))
-            was = saved.get(p.spec.name, {}).get("config")
+        for name, config in configs.items():
+            now = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+            was = (saved.get(name) or {}).get("config")
             if was is not None and was != now:
-                keys = sorted(k for k in now if was.get(k) != now[k])
-                changed += [f"{p.spec.name}.{k}: {was.get(k)} -> {now[k]}" for k in keys]
+                keys = sorted(k for k in {*now, *was} if was.get(k) != now.get(k))
+                changed += [f"{name}.{k}: {was.get(k)} -> {now.get(k)}" for k in keys]
     if changed:
         raise UsageError(
             f"--out {plan.run_dir} holds a run with other options ({'; '.join(changed)}); "

@@ -234,6 +234,8 @@ class TunePlan:
     def trial_config(self, k: int) -> RunConfig:
         run = self.config.run
         fixed = {v: {**run.set.get(v, {}), **self.settings[v][k]} for v in run.variants}
+        if self.metric in run.set:  # the selecting metric's options hold in phase 1 too (its only metric)
+            fixed[self.metric] = dict(run.set[self.metric])
         return run.replace(
             seeds=(TRIAL_SEED_BASE + k,), out=self.trial_dir(k), set=fixed, search={}, evals=1,
             holdout=self.config.holdout, metrics=(self.metric,), probes=(), resample=False,
@@ -242,7 +244,8 @@ class TunePlan:
     def final_config(self, chosen: Mapping[str, Mapping[str, Any]]) -> RunConfig:
         run = self.config.run
         fixed = {v: {**run.set.get(v, {}), **chosen.get(v, {})} for v in run.variants}
-        return run.replace(out=self.tune_dir / FINAL_DIR, set=fixed, search={})
+        others = {name: dict(options) for name, options in run.set.items() if name not in run.variants}
+        return run.replace(out=self.tune_dir / FINAL_DIR, set={**others, **fixed}, search={})  # metrics' and probes' options too
 
     def record(self) -> dict[str, Any]:
         return {

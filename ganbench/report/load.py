@@ -93,6 +93,48 @@ class RunData:
         }
 
     @property
+    def owners(self) -> dict[str, tuple[str, str]]:
+        """``{column: (kind, name)}``: the metric or probe that filled each column, as config.json's
+        ``columns`` records it (empty for a run written before that record)."""
+        return {
+            column: (str(entry.get("kind") or ""), str(entry.get("source") or ""))
+            for column, entry in (self.record.get("columns") or {}).items()
+            if isinstance(entry, dict) and entry.get("source")
+        }
+
+    @property
+    def probe_names(self) -> list[str]:
+        """The probes the run ran, in its order."""
+        return list(self.record.get("probes") or {})
+
+    def probe_tables(self, probe: str) -> list[str]:
+        """The tables probe ``probe`` wrote that the run has, by name: as config.json records them,
+        or (a run written before that record) the table named like the probe (``label-swap``:
+        ``label_swap``)."""
+        entry = (self.record.get("probes") or {}).get(probe) or {}
+        declared = entry.get("tables")
+        names = declared if declared is not None else [probe.replace("-", "_")]
+        return [n for n in names if n in self.tables]
+
+    def probe_pictures(self, probe: str) -> dict[str, Path]:
+        """The probe's pictures by path relative to the run: ``probes/<job>/<probe>/<file>``, or
+        in a run written before probes had a folder each, ``probes/<job>/<file>`` whose file name
+        starts with the probe's name (the longest such name among the run's probes)."""
+        own = {}
+        for name, path in self.pictures.items():
+            parts = name.split("/")
+            if parts[0] != PROBES_DIR:
+                continue
+            if len(parts) == 4:
+                owner = parts[2]
+            else:
+                starts = [p for p in self.probe_names if parts[-1].startswith(p)]
+                owner = max(starts, key=len) if starts else ""
+            if owner == probe:
+                own[name] = path
+        return own
+
+    @property
     def finals(self) -> pd.DataFrame:
         """One row per (variant, seed) of the trained variants: its last evaluation, with the
         status of where its job stopped."""
@@ -132,9 +174,10 @@ RECORD_SHAPE: dict[str, Any] = {
     "classifier": {"name": TEXT, "test_accuracy": NUMBER, "weights_sha256": TEXT},
     "variants": ("each", {"plugin": TEXT, "task": TEXT, "conditional": BOOL, "reference": TEXT}),
     "judges": {"judge": _ACCURACIES, "steering": _ACCURACIES},
-    "probes": ("each", {"plugin": TEXT, "columns": [TEXT]}),
-    "metrics": ("each", {"plugin": TEXT, "columns": [TEXT]}),
+    "probes": ("each", {"plugin": TEXT, "columns": [TEXT], "tables": [TEXT], "description": TEXT, "config": {}}),
+    "metrics": ("each", {"plugin": TEXT, "columns": [TEXT], "description": TEXT, "config": {}}),
     "columns": ("each", {"direction": TEXT, "kind": TEXT, "source": TEXT, "plugin": TEXT}),
+    "plugins": ("each", {"distribution": TEXT, "version": TEXT, "file": TEXT, "sha256": TEXT}),
     "started": TEXT,
     "resumed": [TEXT],
 }  # fmt: skip

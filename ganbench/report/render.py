@@ -25,8 +25,10 @@ from ganbench.report.load import RunData, load_run
 
 FORMATS = ("html", "md")
 IMAGES_DIR = "images"
-# Shown in the leaderboard when a run has them, one table per group (a plugin's own columns
-# join the first group).
+# Shown in the leaderboard when a run has them, one table per group. A plugin's own columns get a
+# table per metric or probe that filled them (config.json's "columns" says which), a metric's after
+# the built-in metrics, a probe's after the built-in probes; in a run without that record they
+# join the first group.
 GROUPS = {
     "quality": (
         C.FID_DOMAIN, C.KID_DOMAIN, C.PRECISION_DOMAIN, C.RECALL_DOMAIN, C.FID_INCEPTION, C.CLASS_CONSISTENCY,
@@ -159,6 +161,26 @@ def _known(value: Any) -> str:
     return "unknown" if value is None or value == "" else str(value)
 
 
+def _code(sources: Mapping[str, Any], plugin: Any) -> str:
+    """Which code a plugin is, as config.json's ``plugins`` records it: an installed
+    distribution's name and version, or a local file's SHA-256."""
+    source = sources.get(plugin) if isinstance(plugin, str) else None
+    if not source:
+        return "unknown"
+    if source.get("version") is not None:
+        return f"{source.get('distribution', plugin)} {source['version']}"
+    if source.get("sha256"):
+        return f"sha256 {source['sha256']}"
+    return "unknown"
+
+
+def _options(config: Any) -> str:
+    """A metric's or probe's options as ``key=value`` pairs (``–`` when it has none)."""
+    if not config:
+        return "–"
+    return ", ".join(f"{k}={_num(v)}" for k, v in config.items())
+
+
 def what_was_run(run: RunData) -> Section:
     r = run.record  # its sections' shapes are checked by load_run; any of them may be missing
     options = r.get("run") or {}
@@ -186,18 +208,31 @@ def what_was_run(run: RunData) -> Section:
             )
         )
     facts = Table(pd.DataFrame(rows, columns=["", "value"]))
+    sources = r.get("plugins") or {}
     variants = pd.DataFrame(
         [
-            (name, v.get("plugin"), v.get("task"), "yes" if v.get("conditional") else "no", v.get("reference", ""))
+            (name, v.get("plugin"), _code(sources, v.get("plugin")), v.get("task"),
+             "yes" if v.get("conditional") else "no", v.get("reference", ""))
             for name, v in ((name, v or {}) for name, v in (r.get("variants") or {}).items())
         ],
-        columns=["variant", "plugin", "task", "conditional", "reference"],
-    )
+        columns=["variant", "plugin", "code", "task", "conditional", "reference"],
+    )  # fmt: skip
     section = Section("What was run", tables=[facts, Table(variants)])
+    scorers = pd.DataFrame(
+        [
+            (name, kind, entry.get("plugin"), _code(sources, entry.get("plugin")), ", ".join(entry.get("columns") or []),
+             _options(entry.get("config")), entry.get("description") or "")
+            for kind, key in (("metric", "metrics"), ("probe", "probes"))
+            for name, entry in ((name, e or {}) for name, e in (r.get(key) or {}).items())
+        ],
+        columns=["metric or probe", "kind", "plugin", "code", "columns", "options", "description"],
+    )  # fmt: skip
+    if len(scorers):
+        section.tables.append(Table(scorers))
     if run.notices:  # how the tables were read (a damaged metrics.csv replaced by its intact copy): said first
         section.text = " ".join(f"Note: {notice}" for notice in run.notices)
     references = run.references
-    shown = _shown(references, LEADERBOARD)
+    shown = [*_shown(references, LEADERBOARD), *_shown(references, _extra_columns(run))]
     if len(references) and shown:
         ref = references[[C.VARIANT, *shown, C.NOTE]].copy()
         ref[shown] = ref[shown].map(_num)
@@ -227,11 +262,40 @@ def jobs_section(run: RunData) -> Section:
     return section
 
 
+def column_groups(
+    columns: Sequence[str], owners: Mapping[str, tuple[str, str]] | None = None
+) -> dict[str, list[str]]:
+    """The leaderboard's tables, ``{caption: columns}``, of the shown ``columns``: the built-in
+    groups (:data:`GROUPS`), with every other column in a table of the metric or probe that
+    filled it (``owners``: ``{column: (kind, name)}``, :attr:`.RunData.owners`), captioned
+    ``metric NAME`` or ``probe NAME``: a metric's after the built-in metrics, a probe's after the
+    built-in probes. A column no record owns joins the first group."""
+    owners = owners or {}
+    grouped = {name: [c for c in group if c in columns] for name, group in GROUPS.items()}
+    own: dict[str, dict[str, list[str]]] = {"metric": {}, "probe": {}}
+    for c in columns:
+        if c in LEADERBOARD:
+            continue
+        kind, source = owners.get(c, ("", ""))
+        if kind in own:
+            own[kind].setdefault(f"{kind} {source}", []).append(c)
+        else:
+            grouped["quality"].append(c)
+    names = list(GROUPS)
+    order = [names[0], *own["metric"], names[1], *own["probe"], *names[2:]]
+    merged = {**grouped, **own["metric"], **own["probe"]}
+    return {name: merged[name] for name in order if merged.get(name)}
+
+
 def leaderboard(
-    finals: pd.DataFrame, label: str, columns: Sequence[str], directions: Mapping[str, str] | None = None
+    finals: pd.DataFrame,
+    label: str,
+    columns: Sequence[str],
+    directions: Mapping[str, str] | None = None,
+    owners: Mapping[str, tuple[str, str]] | None = None,
 ) -> Section:
-    """Mean [95% CI] over seeds per variant, one table per group of columns, the best in bold
-    (by the run's ``directions``, :func:`.stats.higher_is_better`)."""
+    """Mean [95% CI] over seeds per variant, one table per group of columns (:func:`column_groups`),
+    the best in bold (by the run's ``directions``, :func:`.stats.higher_is_better`)."""
     summary = stats.seed_summary(finals, columns, directions=directions).set_index(["variant", "metric"])
     variants = list(dict.fromkeys(finals[C.VARIANT]))
     seeds = finals.groupby(C.VARIANT, sort=False)[C.SEED].nunique().reindex(variants).tolist()
@@ -240,11 +304,7 @@ def leaderboard(
         text="Mean over seeds of each job's last evaluation, with a 95% confidence interval of the mean (Student t; "
         "none with one seed). ↓: lower is better, ↑: higher is better; the best of each column is in bold.",
     )
-    grouped = {name: [c for c in group if c in columns] for name, group in GROUPS.items()}
-    grouped["quality"] += [c for c in columns if c not in LEADERBOARD]
-    for name, shown in grouped.items():
-        if not shown:
-            continue
+    for name, shown in column_groups(columns, owners).items():
         cells = {_header(c, directions): [_mean_ci(summary.loc[(v, c)]) for v in variants] for c in shown}
         best = {_header(c, directions): [bool(summary.loc[(v, c), "best"]) for v in variants] for c in shown}
         frame = pd.DataFrame({label: variants, "seeds": seeds, **cells})
@@ -493,28 +553,69 @@ def pictures_section(run: RunData) -> Section:
     return section
 
 
-def probes_section(run: RunData) -> Section | None:
-    steering = run.tables.get("steering")
-    # each variant's first seed, attribute strips and label swap (class strips stay in the run directory)
-    pictures = {n: p for n, p in _first_seed_pictures(run, "probes").items() if "steering-class-" not in n}
-    if (steering is None or steering.empty) and not pictures:
-        return None
-    section = Section(
-        "Steering and latent space",
-        text="Latents pushed by gradient ascent on a steering classifier toward each attribute (plain, and penalised "
-        "for changing the other attributes), scored by the held-out judge and, for pixel attributes, by the pixels "
-        "(verified gain). Strips: rows are latents, columns the steps; plain rows above penalised. Definitions: "
-        "docs/metrics.md.",
-    )
-    if steering is not None and not steering.empty:
-        scores = ["success", "gain", "leakage", "disentanglement", "verified_gain", "latent_distance"]
-        last = steering[steering[C.EVAL_INDEX] == steering.groupby([C.VARIANT, C.SEED])[C.EVAL_INDEX].transform("max")]
-        table = last.groupby([C.VARIANT, "target", "mode"], sort=False)[scores].mean().reset_index()
-        table[scores] = table[scores].map(_num)
-        section.tables.append(Table(table))
-    for name, path in pictures.items():
-        section.images.append(Image(_flat(run, name), path.read_bytes(), name.removeprefix("probes/")))
-    return section
+STEERING_TEXT = (
+    "Latents pushed by gradient ascent on a steering classifier toward each attribute (plain, and penalised for "
+    "changing the other attributes), scored by the held-out judge and, for pixel attributes, by the pixels (verified "
+    "gain). Strips: rows are latents, columns the steps; plain rows above penalised. Definitions: docs/metrics.md."
+)
+PROBE_TABLE_ROWS = 40  # rows of a probe's table shown in a report; the run directory has every row
+
+
+def probe_sections(run: RunData) -> list[Section]:
+    """One section per probe that wrote tables or pictures, under its own heading: its tables
+    (each variant's first seed at its last evaluation; steering's as means over seeds) and its
+    pictures (each variant's first seed). A built-in probe and a plugin's are shown alike."""
+    firsts = _first_seed_pictures(run, "probes")  # in the run's variant order
+    sections = []
+    for probe in run.probe_names:
+        entry = (run.record.get("probes") or {}).get(probe) or {}
+        section = Section(f"Probe: {probe}", text=STEERING_TEXT if probe == "steering" else entry.get("description") or "")
+        for name in run.probe_tables(probe):
+            frame = run.tables[name]
+            if frame.empty:
+                continue
+            section.tables.append(_steering_table(frame) if name == "steering" else _probe_table(name, frame))
+        own = run.probe_pictures(probe)
+        for name, path in firsts.items():
+            if name in own and "steering-class-" not in name:  # class strips stay in the run directory
+                section.images.append(Image(_flat(run, name), path.read_bytes(), name.removeprefix("probes/")))
+        if section.tables or section.images:
+            if section.images and len(run.record.get("run", {}).get("seeds", [])) > 1:
+                section.notes.append("Pictures: each variant's first seed; every seed's are in the run directory's probes/.")
+            sections.append(section)
+    return sections
+
+
+def _last_evaluation(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each job's last evaluation (a probe runs at a job's final one)."""
+    if C.EVAL_INDEX not in frame or C.VARIANT not in frame or C.SEED not in frame:
+        return frame
+    last = frame.groupby([C.VARIANT, C.SEED])[C.EVAL_INDEX].transform("max")
+    return frame[frame[C.EVAL_INDEX] == last]
+
+
+def _steering_table(steering: pd.DataFrame) -> Table:
+    scores = [c for c in ("success", "gain", "leakage", "disentanglement", "verified_gain", "latent_distance") if c in steering]
+    table = _last_evaluation(steering).groupby([C.VARIANT, "target", "mode"], sort=False)[scores].mean().reset_index()
+    table[scores] = table[scores].map(_num)
+    return Table(table, caption="steering", notes=["Means over seeds of each job's last evaluation (steering.csv)."])
+
+
+def _probe_table(name: str, frame: pd.DataFrame) -> Table:
+    """A probe's table as the report shows it: each variant's first seed at its last evaluation,
+    the probe's own columns after variant and seed, at most :data:`PROBE_TABLE_ROWS` rows."""
+    rows = _last_evaluation(frame)
+    if C.SEED in rows and C.VARIANT in rows:
+        rows = rows[rows[C.SEED] == rows.groupby(C.VARIANT, sort=False)[C.SEED].transform("min")]
+    bookkeeping = {C.DATASET, C.EVAL_INDEX, "row"}
+    columns = [c for c in (C.VARIANT, C.SEED) if c in rows] + [
+        c for c in rows.columns if c not in bookkeeping and c not in (C.VARIANT, C.SEED)
+    ]
+    shown = rows[columns].head(PROBE_TABLE_ROWS).reset_index(drop=True).map(_num)
+    note = f"Each variant's first seed, at its last evaluation; every row is in {name}.csv in the run directory."
+    if len(rows) > PROBE_TABLE_ROWS:
+        note = f"The first {PROBE_TABLE_ROWS} of {len(rows)} rows of each variant's first seed at its last evaluation; every row is in {name}.csv."
+    return Table(shown, caption=name, notes=[note])
 
 
 def _flat(run: RunData, relative: str) -> str:
@@ -637,12 +738,12 @@ def run_sections(run: RunData) -> tuple[list[Section | None], Decisions, str]:
         verdict_section(finals, main, decisions.verdicts, directions),
         what_was_run(run),
         jobs_section(run),
-        leaderboard(finals, C.VARIANT, columns, directions),
+        leaderboard(finals, C.VARIANT, columns, directions, run.owners),
         pairwise_section(finals, main, decisions.verdicts, directions),
         noise_part,
         plot_section,
         pictures_section(run),
-        probes_section(run),
+        *probe_sections(run),
     ]
     options = run.record.get("run") or {}
     subtitle = (
@@ -706,8 +807,10 @@ def build_comparison(
     extras = list(dict.fromkeys(c for r in runs for c in _extra_columns(r)))
     columns = [*_shown(combined, LEADERBOARD), *_shown(combined, extras)]
     directions: dict[str, str] = {}
+    owners: dict[str, tuple[str, str]] = {}
     for run in reversed(runs):  # each column as its earliest run that records it says
         directions.update(run.directions)
+        owners.update(run.owners)
     sections: list[Section] = [change_section(runs, names, columns, directions)]
     overview = pd.DataFrame(
         [
@@ -725,7 +828,7 @@ def build_comparison(
             tables=[Table(overview)],
         )
     )
-    sections.append(leaderboard(combined, "variant @ run", columns, directions))
+    sections.append(leaderboard(combined, "variant @ run", columns, directions, owners))
     for run, name in zip(runs[1:], names[1:]):
         main = main_metrics(columns, directions)
         delta = stats.deltas(runs[0].finals, run.finals, main, directions=directions)

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from ganbench import MetricSpec
@@ -64,3 +65,62 @@ def test_predictions_are_computed_once(fashion, classifier, cache_dir, monkeypat
     assert second is first  # the shared tensor, not a recomputation
     assert torch.equal(first, expected)
     assert len(set(expected.tolist())) > 1  # real test images: not a comparison between constants
+
+
+def _specs(fixtures_dir, name):
+    from ganbench.registry import load_registry
+
+    path = str(fixtures_dir / name)
+    registry = load_registry([path], environ={})
+    assert not [e for e in registry.errors if e.plugin == path]
+    return {n: r.spec for n, r in registry.metrics.items() if r.plugin == path}
+
+
+def test_a_metric_that_breaks_the_contract_gets_a_note_naming_it_and_the_others_keep_their_values(
+    fashion, classifier, cache_dir, fixtures_dir
+):
+    specs = _specs(fixtures_dir, "plugin_bad_outputs.py")
+    ev = evaluation(fashion, classifier, cache_dir, labels=fashion.test_labels[:100])
+    alone = run_metrics(ev, [specs["good"]])
+    result = run_metrics(ev, list(specs.values()))
+    assert result.values["good_value"] == alone.values["good_value"] and 0 < alone.values["good_value"] < 1
+    assert alone.notes == {} and "good_value" not in result.notes
+    # a declared column that was returned keeps its value beside the mistake
+    assert result.values["declared_value"] == 1.0 and result.values["present_value"] == 3.0
+    assert "stray_value" not in result.values
+    assert result.notes["metric undeclared"] == (
+        "returned undeclared column(s) stray_value, ignored (declared: declared_value)"
+    )
+    assert math.isnan(result.values["absent_value"])
+    assert result.notes["absent_value"] == "metric missing did not return it"
+    assert result.notes["nan_value"] == "metric silent-nan returned NaN without a reason (give one in notes)"
+    assert math.isnan(result.values["text_value"])
+    assert result.notes["text_value"] == "metric text returned a str 'high', not a float"
+    assert math.isnan(result.values["tensor_value"])
+    assert result.notes["tensor_value"] == "metric tensor returned a torch.Tensor, not a float (return .item())"
+    assert math.isnan(result.values["raised_value"])
+    assert result.notes["raised_value"] == "raising failed: ZeroDivisionError: division by zero"
+    assert result.values["class_value"] == 0.5 and "class_value" not in result.per_class
+    assert result.notes["metric bad-per-class"] == (
+        "per_class 'class_value' has 2 values, not one per class (10); ignored"
+    )
+    # every value is a float: the row stays numeric
+    assert all(isinstance(v, float) for v in result.values.values())
+
+
+def test_a_metric_receives_its_options_and_only_its_own(fashion, classifier, cache_dir, fixtures_dir):
+    from ganbench.config import variant_config
+
+    bright = _specs(fixtures_dir, "plugin_third_party.py")["bright-fraction"]
+    seen = []
+    other = MetricSpec("other", ("o",), lambda ev: seen.append(ev.options) or {"o": 1.0})
+    ev = evaluation(fashion, classifier, cache_dir)
+    pixels = fashion.test_images[:100].float() / 255
+    default = run_metrics(ev, [bright, other])
+    assert default.values["bright_fraction"] == pytest.approx((pixels > 0.5).float().mean().item(), rel=1e-6)
+    options = {"bright-fraction": variant_config("bright-fraction", bright.config, {"threshold": "0.8"})}
+    strict = run_metrics(ev, [bright, other], options)
+    assert strict.values["bright_fraction"] == pytest.approx((pixels > 0.8).float().mean().item(), rel=1e-6)
+    assert strict.values["bright_fraction"] < default.values["bright_fraction"]
+    assert [type(o).__name__ for o in seen] == ["NoConfig", "NoConfig"]  # its own defaults, not bright's options
+    assert ev.options is None  # set for each metric in turn, and cleared after

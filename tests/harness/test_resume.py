@@ -52,7 +52,11 @@ def assert_same_run(out, uninterrupted):
     assert not [p for p in out.rglob("*") if TMP_MARKER in p.name]  # no half-written file survives
     for path in (out / "checkpoints").iterdir():  # every checkpoint is whole
         assert torch.load(path, weights_only=True)["trainer"]["state"]["finished"]
-    for picture in ("samples/cgan-seed0.png", "samples/acgan-seed0.png", "probes/acgan-seed0/steering-ink.png"):
+    for picture in (
+        "samples/cgan-seed0.png",
+        "samples/acgan-seed0.png",
+        "probes/acgan-seed0/steering/steering-ink.png",
+    ):
         assert (out / picture).read_bytes() == (uninterrupted / picture).read_bytes()
 
 

@@ -363,8 +363,12 @@ def test_built_in_probes_run_at_the_final_evaluation_with_tables_and_pictures(ru
     per_variant = steering.groupby("variant").size().to_dict()
     assert per_variant == {"dcgan": (4 + 10) * 2, "cgan": 4 * 2}  # attributes (and classes when unconditional) x modes
     assert (steering.eval_index == 2).all()
-    pictures = sorted(p.name for p in (result.run_dir / "probes" / "cgan-seed0").iterdir())
-    assert pictures == ["label-swap.png", *(f"steering-{a}.png" for a in ("area", "height", "ink", "width"))]
+    folder = result.run_dir / "probes" / "cgan-seed0"  # a folder per probe
+    assert sorted(p.name for p in folder.iterdir()) == ["label-swap", "steering"]
+    assert [p.name for p in (folder / "label-swap").iterdir()] == ["label-swap.png"]
+    assert sorted(p.name for p in (folder / "steering").iterdir()) == [
+        f"steering-{a}.png" for a in ("area", "height", "ink", "width")
+    ]
     record = json.loads((result.run_dir / CONFIG_JSON).read_text())
     assert record["judges"]["judge"]["mean_attribute_accuracy"] > 0.85
     assert record["probes"]["steering"]["config"]["latents"] == 8
@@ -402,3 +406,91 @@ def test_the_run_fingerprint_holds_resample_but_not_the_seeds(registry, tmp_path
 
     assert fingerprint(resample=True) != fingerprint(resample=False)
     assert fingerprint(seeds=(0, 1, 2)) == fingerprint(seeds=(0,)) == fingerprint(seeds=tuple(range(10)))
+
+
+def test_the_run_fingerprint_holds_a_metrics_options(tmp_path, fixtures_dir):
+    """Metric options change what a run computes, as a probe's do: a checkpoint made with one
+    threshold is not resumed with another; the default written out is the default."""
+    plugin = str(fixtures_dir / "plugin_third_party.py")
+    registry = load_registry([plugin], environ={})
+
+    def plan(**overrides):
+        config = RunConfig(variants=("cgan",), out=tmp_path, device="cpu", probes=(), **overrides)
+        return plan_run(config, registry)
+
+    default, explicit = plan(), plan(set={"bright-fraction": {"threshold": "0.5"}})
+    strict = plan(set={"bright-fraction": {"threshold": "0.8"}})
+    assert strict.metric_options["bright-fraction"].threshold == 0.8
+    assert default.metric_options["bright-fraction"].threshold == 0.5
+    assert run_fingerprint(default) == run_fingerprint(explicit) != run_fingerprint(strict)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"bright-fraction": {"threshold": "2"}}, "--set bright-fraction.threshold=2: threshold must be in [0, 1]"),
+        ({"bright-fraction": {"treshold": "0.2"}}, "bright-fraction has no setting 'treshold'; accepted: threshold"),
+        ({"bright-fraction": {"threshold": "high"}}, "--set bright-fraction.threshold=high: could not convert"),
+        ({"latent-walk": {"steps": "1"}}, "--set latent-walk.steps=1: steps must be >= 2"),
+        ({"ink": {"x": "1"}}, "--set names ink, which is neither a variant in --variants (cgan) nor a probe that runs"),
+    ],
+)
+def test_bad_metric_options_are_refused_when_the_run_is_planned(overrides, message, run_kwargs, fixtures_dir):
+    kwargs = {**run_kwargs, "plugin": [fixtures_dir / "plugin_third_party.py"], "probes": "latent-walk"}
+    with pytest.raises(UsageError) as err:
+        ganbench.run(variants="cgan", set=overrides, **kwargs)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not run_kwargs["out"].exists()
+
+
+def test_a_metrics_options_reach_it_are_recorded_and_a_resume_with_others_is_refused(
+    run_kwargs, fixtures_dir, cache_dir
+):
+    from ganbench.testing import make_evaluation, run_metric
+
+    plugin = fixtures_dir / "plugin_third_party.py"
+    kwargs = {**run_kwargs, "plugin": [plugin], "metrics": "bright-fraction,class-consistency", "budget": "2steps",
+              "evals": 1, "eval_samples": 100}  # fmt: skip
+    result = ganbench.run(variants="cgan", set={"bright-fraction": {"threshold": "0.8"}}, **kwargs)
+    record = json.loads((result.run_dir / CONFIG_JSON).read_text())
+    assert record["metrics"]["bright-fraction"]["config"] == {"threshold": 0.8}
+    assert record["metrics"]["class-consistency"]["config"] == {}
+    # the reference row is the train split scored as ganbench.testing scores it: the same number
+    real = result.metrics.set_index(C.VARIANT).loc[C.REAL_DATA]
+    evaluation = make_evaluation(None, n=100, cache_dir=cache_dir)
+    ours = run_metric("bright-fraction", evaluation, options={"threshold": 0.8}, plugin_files=[plugin])
+    default = run_metric("bright-fraction", evaluation, plugin_files=[plugin])
+    assert real.bright_fraction == ours.values["bright_fraction"] != default.values["bright_fraction"]
+    with pytest.raises(UsageError) as err:
+        ganbench.run(variants="cgan", set={"bright-fraction": {"threshold": "0.7"}}, **kwargs)
+    assert "other options (bright-fraction.threshold: 0.8 -> 0.7)" in str(err.value)
+
+
+def test_a_broken_metric_or_probe_is_noted_in_the_row_and_the_others_are_kept(run_kwargs, fixtures_dir):
+    plugin = fixtures_dir / "plugin_bad_outputs.py"
+    kwargs = {**run_kwargs, "plugin": [plugin], "budget": "2steps", "evals": 1, "eval_samples": 100,
+              "probes": "good-probe,messy-probe"}  # fmt: skip
+    result = ganbench.run(variants="dcgan", **kwargs)
+    row = result.metrics.set_index(C.VARIANT).loc["dcgan"]
+    assert row.status == C.STATUS_OK and math.isfinite(row.fid_domain) and 0 < row.good_value < 1
+    assert row.declared_value == 1.0 and row.present_value == 3.0 and row.probe_good == 0.25 and row.probe_messy == 0.75
+    for column in ("absent_value", "nan_value", "text_value", "tensor_value", "raised_value", "probe_tensor"):
+        assert math.isnan(row[column]), column
+    assert "stray_value" not in result.metrics.columns
+    for part in (
+        "metric undeclared: returned undeclared column(s) stray_value, ignored (declared: declared_value)",
+        "absent_value: metric missing did not return it",
+        "nan_value: metric silent-nan returned NaN without a reason",
+        "text_value: metric text returned a str 'high', not a float",
+        "tensor_value: metric tensor returned a torch.Tensor, not a float (return .item())",
+        "raised_value: raising failed: ZeroDivisionError: division by zero",
+        "metric bad-per-class: per_class 'class_value' has 2 values, not one per class (10); ignored",
+        "probe_tensor: probe messy-probe returned a torch.Tensor, not a float",
+        "probe messy-probe: table 'messy_rows' row 0 is a str, not a mapping of column to value; not saved",
+        "returned undeclared table 'unannounced', not saved",
+        "picture not-png.png is a bytes b'GIF89a...', not PNG bytes",
+    ):
+        assert part in row.note, part
+    assert "good_value" not in row.note and "probe_good" not in row.note
+    assert pd.read_csv(result.run_dir / "good_rows.csv")["value"].tolist() == [0.25]
+    assert not (result.run_dir / "messy_rows.csv").exists() and not (result.run_dir / "probes").exists()

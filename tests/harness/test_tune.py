@@ -387,3 +387,26 @@ def _started(jobs_csv):
         return (pd.read_csv(jobs_csv).variant == "dcgan").any()
     except (OSError, pd.errors.EmptyDataError):
         return False
+
+
+def test_a_metrics_and_a_probes_options_reach_the_trials_and_the_final_run(tmp_path, fixtures_dir):
+    """--set of a metric or probe is not a variant's hyperparameter: the trials keep the selecting
+    metric's options, the final run every metric's and probe's (none is dropped on the way)."""
+    from ganbench.config import RunConfig
+    from ganbench.harness.plan import plan_run
+    from ganbench.harness.tune import TuneConfig, plan_tune
+    from ganbench.registry import load_registry
+
+    plugin = fixtures_dir / "plugin_third_party.py"
+    registry = load_registry([str(plugin)], environ={})
+    options = {"bright-fraction": {"threshold": "0.7"}, "latent-walk": {"steps": "6"}, "dcgan": {"lr_d": "1e-4"}}
+    run = RunConfig(variants=("dcgan",), out=tmp_path / "tune", device="cpu", plugin=(plugin,), set=options,
+                    probes=("latent-walk",))  # fmt: skip
+    tplan = plan_tune(TuneConfig(run=run, trials=2, select="bright_fraction", holdout=1000), registry)
+    trial = plan_run(tplan.trial_config(0), registry)
+    assert trial.metric_options["bright-fraction"].threshold == 0.7 and trial.probes == ()
+    assert trial.variant("dcgan").config.lr_d == 1e-4
+    final = plan_run(tplan.final_config({"dcgan": {"lr_g": 3e-4}}), registry)
+    assert final.metric_options["bright-fraction"].threshold == 0.7
+    assert [(p.spec.name, p.config.steps) for p in final.probes] == [("latent-walk", 6)]
+    assert (final.variant("dcgan").config.lr_g, final.variant("dcgan").config.lr_d) == (3e-4, 1e-4)

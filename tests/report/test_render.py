@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 
 import pandas as pd
 import pytest
@@ -235,3 +236,144 @@ def test_train_flops_is_shown_among_the_costs(synthetic_run, tmp_path):
     md = build_report(run, tmp_path / "out", ["md"])["md"].read_text()
     quality, cost = md_tables(section(md, "Leaderboard"))
     assert "train_flops" in cost[0] and not any(c.startswith("train_flops") for c in quality[0])
+
+
+class _Tables(HTMLParser):
+    """Every <table> of an HTML fragment as rows of cell texts (the standard library's parser:
+    pandas.read_html would need lxml)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _html_tables(fragment: str) -> list[pd.DataFrame]:
+    parser = _Tables()
+    parser.feed(fragment)
+    return [pd.DataFrame(rows[1:], columns=rows[0]) for rows in parser.tables]
+
+
+def _html_sections(html_text: str) -> dict[str, str]:
+    """The report's sections by their heading: ``{title: the section's HTML}``."""
+    parts = re.findall(r"<section>\s*<h2>(.*?)</h2>(.*?)</section>", html_text, flags=re.S)
+    return {title: body for title, body in parts}
+
+
+def _plugin_run(synthetic_run, old_layout=False):
+    """A synthetic run of v0, v1 (2 seeds) with a plugin metric (``bright``, one column with a
+    direction), a built-in probe (steering) and a plugin probe (``latent-walk``: a column, a table
+    and a picture per job), recorded in config.json as a run records them."""
+    from PIL import Image
+
+    run_dir = synthetic_run(variants=2, seeds=2, evals=1, name="plugin-probe" + ("-old" if old_layout else ""))
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    trained = metrics[C.STATUS] == C.STATUS_OK
+    metrics["bright_fraction"] = (0.2 + 0.1 * metrics[C.VARIANT].str.removeprefix("v").where(trained, "0").astype(int)
+                                  + 0.01 * metrics[C.SEED]).where(trained, 0.615)  # fmt: skip
+    metrics["walk_change"] = (0.05 + 0.001 * metrics[C.SEED]).where(trained)
+    metrics.to_csv(run_dir / "metrics.csv", index=False)
+    walk, steering = [], []
+    for v in ("v0", "v1"):
+        for s in (0, 1):
+            walk += [
+                {C.VARIANT: v, C.SEED: s, C.EVAL_INDEX: 1, "row": i, "step": i + 1, "change": 0.5 + s} for i in range(3)
+            ]
+            steering += [{C.VARIANT: v, C.SEED: s, C.EVAL_INDEX: 1, "row": 0, "target": "ink", "mode": "penalised",
+                          "success": 0.5, "gain": 0.1, "leakage": 0.2, "disentanglement": 0.3}]  # fmt: skip
+            job = run_dir / "probes" / f"{v}-seed{s}"
+            walk_dir, steer_dir = (job, job) if old_layout else (job / "latent-walk", job / "steering")
+            for folder, name, shade in ((walk_dir, "latent-walk-strip.png" if old_layout else "walk.png", 200),
+                                        (steer_dir, "steering-ink.png", 40)):  # fmt: skip
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.new("L", (16, 16), shade + s).save(folder / name)
+    # a run from before config.json recorded a probe's tables: the table named like the probe is its
+    pd.DataFrame(walk).to_csv(run_dir / ("latent_walk.csv" if old_layout else "walk.csv"), index=False)
+    pd.DataFrame(steering).to_csv(run_dir / "steering.csv", index=False)
+    record = json.loads((run_dir / "config.json").read_text())
+    record["metrics"] = {
+        "domain-fidelity": {"plugin": "ganbench.metrics", "columns": [C.FID_DOMAIN, C.KID_DOMAIN], "config": {}},
+        "bright-fraction": {"plugin": "bright.py", "columns": ["bright_fraction"], "description": "bright pixels",
+                            "config": {"threshold": 0.8}},
+    }  # fmt: skip
+    record["probes"] = {
+        "steering": {"plugin": "ganbench.probes", "columns": [C.STEER_SUCCESS], "tables": ["steering"], "config": {}},
+        "latent-walk": {"plugin": "walk.py", "columns": ["walk_change"], "description": "change along a latent walk",
+                        "config": {"steps": 4}},
+    }  # fmt: skip
+    if old_layout:
+        del record["probes"]["steering"]["tables"]
+    else:
+        record["probes"]["latent-walk"]["tables"] = ["walk"]
+    record["columns"] = {
+        "bright_fraction": {"direction": "higher", "kind": "metric", "source": "bright-fraction", "plugin": "bright.py"},
+        "walk_change": {"direction": "lower", "kind": "probe", "source": "latent-walk", "plugin": "walk.py"},
+    }  # fmt: skip
+    record["plugins"] = {
+        "ganbench.metrics": {"distribution": "ganbench", "version": "0.1.0"},
+        "bright.py": {"file": "/plugins/bright.py", "sha256": "5e" * 32},
+        "walk.py": {"file": "/plugins/walk.py", "sha256": "7a" * 32},
+    }
+    (run_dir / "config.json").write_text(json.dumps(record))
+    return run_dir
+
+
+@pytest.mark.parametrize("old_layout", [False, True], ids=["a-folder-per-probe", "older-run"])
+def test_each_probes_table_and_pictures_are_under_its_own_heading(synthetic_run, tmp_path, old_layout):
+    run_dir = _plugin_run(synthetic_run, old_layout)
+    html = build_report(run_dir, tmp_path / "report", formats=("html",))["html"].read_text()
+    sections = _html_sections(html)
+    walk, steering = sections["Probe: latent-walk"], sections["Probe: steering"]
+    assert "change along a latent walk" in walk
+    # its table: the first seed of each variant at its last evaluation, the probe's own columns
+    (table,) = _html_tables(walk)
+    assert list(table.columns) == ["variant", "seed", "step", "change"]
+    assert table["variant"].tolist() == ["v0"] * 3 + ["v1"] * 3 and set(table["seed"]) == {"0"}
+    assert table["change"].tolist() == ["0.5"] * 6  # seed 0's rows (seed 1's change is 1.5)
+    assert f"<h3>{'latent_walk' if old_layout else 'walk'}</h3>" in walk
+    # its pictures (each variant's first seed) under its own heading, not under steering's
+    walk_pictures = re.findall(r'alt="([^"]+)"', walk)
+    name = "latent-walk-strip.png" if old_layout else "latent-walk/walk.png"
+    assert walk_pictures == [f"v0-seed0/{name}", f"v1-seed0/{name}"]
+    steering_pictures = re.findall(r'alt="([^"]+)"', steering)
+    assert steering_pictures and all("steering-ink" in p for p in steering_pictures)
+    assert "<h3>steering</h3>" in steering and "walk" not in steering
+
+
+def test_a_plugins_values_options_and_code_are_in_what_was_run_and_the_leaderboard(synthetic_run, tmp_path):
+    run_dir = _plugin_run(synthetic_run)
+    html = build_report(run_dir, tmp_path / "report", formats=("html",))["html"].read_text()
+    sections = _html_sections(html)
+    tables = _html_tables(sections["What was run"])
+    reference = next(t for t in tables if "bright_fraction ↑" in t.columns)
+    assert reference.set_index("variant").loc["real-data", "bright_fraction ↑"] == "0.615"  # the reference row's value
+    scorers = next(t for t in tables if "metric or probe" in t.columns).set_index("metric or probe")
+    assert scorers.loc["bright-fraction", "code"] == "sha256 " + "5e" * 32
+    assert scorers.loc["bright-fraction", "options"] == "threshold=0.8"
+    assert scorers.loc["latent-walk", "kind"] == "probe" and scorers.loc["latent-walk", "code"] == "sha256 " + "7a" * 32
+    assert scorers.loc["domain-fidelity", "code"] == "ganbench 0.1.0"
+    # the leaderboard: a table per plugin metric or probe, in the built-ins' order, with arrows and the best in bold
+    board = sections["Leaderboard"]
+    captions = re.findall(r"<h3>(.*?)</h3>", board)
+    assert captions == ["quality", "metric bright-fraction", "probe latent-walk", "cost"]
+    bright = board.split("<h3>metric bright-fraction</h3>", 1)[1].split("<h3>", 1)[0]
+    assert "bright_fraction ↑" in bright and re.search(r"<td><strong>0\.305", bright)  # v1: the higher mean
+    assert "walk_change ↓" in board.split("<h3>probe latent-walk</h3>", 1)[1]
+    assert "<h3>bright_fraction ↑</h3>" in sections["What the seeds decide"]
