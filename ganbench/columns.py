@@ -21,6 +21,12 @@ FID_DOMAIN = "fid_domain"
 KID_DOMAIN = "kid_domain"
 PRECISION_DOMAIN = "precision_domain"
 RECALL_DOMAIN = "recall_domain"
+# Density and coverage (Naeem et al. 2020, k = 5): same features, same real subset as precision/recall.
+DENSITY_DOMAIN = "density_domain"
+COVERAGE_DOMAIN = "coverage_domain"
+# Intra-class FID: per class, FID of the samples requested with it against its images of the
+# evaluation split (same features); the mean over classes. NaN for unconditional variants.
+IFID_DOMAIN = "ifid_domain"
 # torch-fidelity's standard Inception FID; NaN when its weights cannot be had.
 FID_INCEPTION = "fid_inception"
 # Super-resolution: fidelity of the upscaled test images to the originals.
@@ -85,8 +91,8 @@ ID_COLUMNS = (
     VARIANT, DATASET, SEED, EVAL_INDEX, STEP, IMAGES_SEEN, TRAIN_SECONDS, CRITIC_STEPS, *SETTING_COLUMNS, STATUS,
 )  # fmt: skip
 METRIC_COLUMNS = (
-    FID_DOMAIN, KID_DOMAIN, PRECISION_DOMAIN, RECALL_DOMAIN, FID_INCEPTION, CLASS_CONSISTENCY, CLASS_COVERAGE,
-    PSNR, SSIM,
+    FID_DOMAIN, KID_DOMAIN, PRECISION_DOMAIN, RECALL_DOMAIN, DENSITY_DOMAIN, COVERAGE_DOMAIN, IFID_DOMAIN,
+    FID_INCEPTION, CLASS_CONSISTENCY, CLASS_COVERAGE, PSNR, SSIM,
 )  # fmt: skip
 STEER_COLUMNS = (
     STEER_SUCCESS, STEER_GAIN, STEER_LEAKAGE, STEER_DISENTANGLEMENT, STEER_VERIFIED_GAIN, STEER_LATENT_DISTANCE,
@@ -108,7 +114,7 @@ TIMING_COLUMNS = (
 # keeps them equal), recorded in each run's config.json; these sets give the host's own columns
 # (cost) their direction, and every column of a run written before that record existed.
 LOWER_IS_BETTER = frozenset(
-    {FID_DOMAIN, KID_DOMAIN, FID_INCEPTION, STEER_LEAKAGE, STEER_PLAIN_LEAKAGE, PPL_DOMAIN, PEAK_MEM_MB}
+    {FID_DOMAIN, KID_DOMAIN, IFID_DOMAIN, FID_INCEPTION, STEER_LEAKAGE, STEER_PLAIN_LEAKAGE, PPL_DOMAIN, PEAK_MEM_MB}
 )
 HIGHER_IS_BETTER = frozenset(
     {*METRIC_COLUMNS, *PROBE_COLUMNS, TRAIN_IMG_PER_S, GEN_IMG_PER_S}

@@ -17,10 +17,43 @@ def _real_name(ev: Evaluation) -> str:
     return f"{ev.data.name}-{ev.data.eval_split}"
 
 
-def compute_domain(ev: Evaluation) -> dict[str, float]:
-    from ganbench.evaluation.fidelity import domain_metrics  # torch-fidelity: imported when first needed
+def _neighbourhoods(ev: Evaluation):
+    """Precision, density and coverage from one pass over the samples' distances to the real
+    subset, shared by domain-fidelity and density-coverage (the costliest part of both)."""
+    from ganbench.evaluation.density_coverage import neighbourhoods  # torch-fidelity: imported when first needed
 
-    return domain_metrics(ev.classifier, ev.features, ev.data.test_images, _real_name(ev), ev.cache_dir, ev.device)
+    def build():
+        return neighbourhoods(ev.classifier, ev.features, ev.data.test_images, _real_name(ev), ev.cache_dir, ev.device)
+
+    return ev.shared("ganbench.metrics.neighbourhoods", build)
+
+
+def compute_domain(ev: Evaluation) -> dict[str, float]:
+    from ganbench.evaluation.fidelity import domain_metrics
+
+    precision = _neighbourhoods(ev).precision
+    return domain_metrics(
+        ev.classifier, ev.features, ev.data.test_images, _real_name(ev), ev.cache_dir, ev.device, precision=precision
+    )
+
+
+def compute_density_coverage(ev: Evaluation) -> dict[str, float]:
+    found = _neighbourhoods(ev)
+    return {C.DENSITY_DOMAIN: found.density, C.COVERAGE_DOMAIN: found.coverage}
+
+
+def compute_intra_class_fid(ev: Evaluation) -> MetricValues:
+    if ev.labels is None:
+        return MetricValues({C.IFID_DOMAIN: math.nan}, notes={C.IFID_DOMAIN: "unconditional variant"})
+    from ganbench.evaluation.intra_class import intra_class_fid
+
+    data = ev.data
+    overall, per_class = intra_class_fid(
+        ev.classifier, ev.features, ev.labels, data.test_images, data.test_labels, data.num_classes,
+        _real_name(ev), ev.cache_dir,
+    )  # fmt: skip
+    notes = {C.IFID_DOMAIN: "no class has two samples and two evaluation images"} if math.isnan(overall) else {}
+    return MetricValues({C.IFID_DOMAIN: overall}, per_class={C.IFID_DOMAIN: per_class}, notes=notes)
 
 
 def compute_inception(ev: Evaluation) -> MetricValues:
@@ -63,6 +96,22 @@ DOMAIN_FIDELITY = MetricSpec(
     description="FID, KID, precision/recall vs the test split in the held-out classifier's feature space",
     directions={C.FID_DOMAIN: LOWER, C.KID_DOMAIN: LOWER, C.PRECISION_DOMAIN: HIGHER, C.RECALL_DOMAIN: HIGHER},
 )
+DENSITY_COVERAGE = MetricSpec(
+    name="density-coverage",
+    columns=(C.DENSITY_DOMAIN, C.COVERAGE_DOMAIN),
+    compute=compute_density_coverage,
+    tasks=frozenset(TASKS),
+    description="density and coverage (Naeem et al. 2020, k=5) vs precision/recall's test subset, same features",
+    directions={C.DENSITY_DOMAIN: HIGHER, C.COVERAGE_DOMAIN: HIGHER},
+)
+INTRA_CLASS_FID = MetricSpec(
+    name="intra-class-fid",
+    columns=(C.IFID_DOMAIN,),
+    compute=compute_intra_class_fid,
+    tasks=frozenset(TASKS),
+    description="mean over classes of the FID of each requested class vs its test images (NaN if unconditional)",
+    directions={C.IFID_DOMAIN: LOWER},
+)
 INCEPTION_FID = MetricSpec(
     name="inception-fid",
     columns=(C.FID_INCEPTION,),
@@ -94,5 +143,5 @@ SUPERRES_FIDELITY = MetricSpec(
 
 @hookimpl
 def ganbench_register_metrics(register):
-    for spec in (DOMAIN_FIDELITY, INCEPTION_FID, CLASS_JUDGEMENT, SUPERRES_FIDELITY):
+    for spec in (DOMAIN_FIDELITY, DENSITY_COVERAGE, INTRA_CLASS_FID, INCEPTION_FID, CLASS_JUDGEMENT, SUPERRES_FIDELITY):
         register(spec)

@@ -107,10 +107,11 @@ def _cdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)
 
 
-def knn_radii(features: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Each point's distance to its k-th nearest neighbour (itself excluded), on ``device``."""
+def knn_radii(features: torch.Tensor, device: torch.device, neighborhood: int = PRC_NEIGHBORHOOD) -> torch.Tensor:
+    """Each point's distance to its k-th nearest neighbour (itself excluded; k = ``neighborhood``),
+    on ``device``."""
     features = features.to(device)
-    k = PRC_NEIGHBORHOOD + 1  # the nearest is the point itself
+    k = neighborhood + 1  # the nearest is the point itself
     return torch.cat(
         [_cdist(rows, features).topk(k, largest=False).values[:, -1] for rows in features.split(PRC_BATCH)]
     )
@@ -122,12 +123,16 @@ def _coverage(queries: torch.Tensor, points: torch.Tensor, radii: torch.Tensor) 
     return torch.cat(hits).float().mean().item()
 
 
+def recall(generated: torch.Tensor, real: torch.Tensor, device: torch.device) -> float:
+    """``prc_features_to_metric``'s recall (``save_cpu_ram=True``)."""
+    generated, real = generated.to(device), real.to(device)
+    return _coverage(real, generated, knn_radii(generated, device))
+
+
 def precision_recall(
     generated: torch.Tensor, real: torch.Tensor, real_radii: torch.Tensor, device: torch.device
 ) -> tuple[float, float]:
     """``prc_features_to_metric``'s precision and recall (``save_cpu_ram=True``), with the real
     points' k-NN radii given (computed by :func:`knn_radii` on the same device)."""
     generated, real, real_radii = generated.to(device), real.to(device), real_radii.to(device)
-    recall = _coverage(real, generated, knn_radii(generated, device))
-    precision = _coverage(generated, real, real_radii)
-    return precision, recall
+    return _coverage(generated, real, real_radii), recall(generated, real, device)

@@ -212,11 +212,16 @@ def domain_metrics(
     real_name: str,
     cache_dir: Path,
     device: torch.device = torch.device("cpu"),
+    precision: float | None = None,
 ) -> dict[str, float]:
     """FID, KID, precision and recall in the held-out classifier's feature space, from the
     samples' features (``Evaluation.features``): the values of torch-fidelity's functions
     (:func:`torch_fidelity_domain_metrics`) by :mod:`.fast_fidelity` (what that promises is
     said there), on :data:`~.threads.METRIC_THREADS` threads.
+
+    ``precision``: the value when the caller has it already, from the pass over the same
+    sample-to-real distances that gives density and coverage
+    (:func:`~ganbench.evaluation.density_coverage.neighbourhoods`: the same value, bit for bit).
 
     FID and KID compare the samples with all of ``real`` (whose features and statistics are
     cached as ``real_name``). Precision and recall compare them with a fixed random subset of
@@ -234,7 +239,10 @@ def domain_metrics(
         side = real_side(classifier, reference, real_name, n, cache_dir, device)
         subset = prc_subset(len(real_features), n)
         prc_real = real_features if subset is None else real_features[subset]
-        precision, recall = fast.precision_recall(generated, prc_real, side["prc_radii"], device)
+        if precision is None:
+            precision, recall = fast.precision_recall(generated, prc_real, side["prc_radii"], device)
+        else:
+            recall = fast.recall(generated, prc_real, device)
     size = min(KID_SUBSET_SIZE, n, len(real_features))
     return {
         C.FID_DOMAIN: _fid(generated, reference),

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 GENERATE_CHUNK = 1000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ class Evaluation:
             :func:`run_metrics` for each metric in turn).
 
     ``features`` and ``predicted`` (the held-out classifier on the samples) are computed on
-    first use and shared by every metric.
+    first use and shared by every metric; :meth:`shared` does the same for anything else
+    metrics have in common.
     """
 
     variant: str
@@ -79,6 +81,7 @@ class Evaluation:
     options: Any = None
     _predicted: torch.Tensor | None = field(default=None, repr=False)
     _features: torch.Tensor | None = field(default=None, repr=False)
+    _shared: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def predicted(self) -> torch.Tensor:
@@ -96,6 +99,15 @@ class Evaluation:
             if self._predicted is None:
                 self._predicted = logits.argmax(1)
         return self._features
+
+    def shared(self, key: str, build: Callable[[], T]) -> T:
+        """``build()``, computed once per evaluation point and handed to every metric that asks
+        for the same ``key`` (a module-qualified name): what several metrics derive from, such
+        as the one pass over the sample-to-real distances that gives precision, density and
+        coverage. A ``build`` that raises is tried again by the next metric that asks."""
+        if key not in self._shared:
+            self._shared[key] = build()
+        return self._shared[key]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ docs/performance.md records the numbers and the machine.
 
 import pytest
 import torch
-from ganbench_plugins.metrics import CLASS_JUDGEMENT, DOMAIN_FIDELITY
+from ganbench_plugins.metrics import CLASS_JUDGEMENT, DENSITY_COVERAGE, DOMAIN_FIDELITY, INTRA_CLASS_FID
 
 from ganbench.config import variant_config
 from ganbench.evaluation import Evaluation, generate_samples, run_metrics
@@ -50,7 +50,8 @@ def test_train_steps_by_precision(benchmark, precision, fashion):
 
 
 def test_evaluation_of_10k_samples(benchmark, fashion, classifier, cache_dir):
-    """Generate 10k samples and compute fid/kid/precision/recall_domain and class metrics."""
+    """Generate 10k samples and compute every default metric but fid_inception (final only):
+    fid/kid/precision/recall/density/coverage/ifid_domain and the class metrics."""
     v = build_variant("cgan", fashion)
     cpu = torch.device("cpu")
 
@@ -58,7 +59,7 @@ def test_evaluation_of_10k_samples(benchmark, fashion, classifier, cache_dir):
         samples, labels, _ = generate_samples(v, 10_000, 10, True, seed=1)
         ev = Evaluation("cgan", "generation", samples, labels, fashion, classifier, cpu, cache_dir, False,
                         lambda: InceptionWeights(None, "not measured"))  # fmt: skip
-        return run_metrics(ev, [DOMAIN_FIDELITY, CLASS_JUDGEMENT])
+        return run_metrics(ev, [DOMAIN_FIDELITY, DENSITY_COVERAGE, INTRA_CLASS_FID, CLASS_JUDGEMENT])
 
     result = benchmark.pedantic(evaluate, rounds=3, warmup_rounds=1)
-    assert result.values["fid_domain"] > 0
+    assert result.values["fid_domain"] > 0 and result.values["ifid_domain"] > 0 and not result.notes

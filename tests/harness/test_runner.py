@@ -25,8 +25,8 @@ from ganbench.registry import load_registry
 
 REQUIRED = [
     "variant", "dataset", "seed", "eval_index", "step", "images_seen", "train_seconds", "status", "fid_domain",
-    "kid_domain", "precision_domain", "recall_domain", "fid_inception", "class_consistency", "class_coverage",
-    "train_img_per_s", "gen_img_per_s", "peak_mem_mb",
+    "kid_domain", "precision_domain", "recall_domain", "density_domain", "coverage_domain", "ifid_domain",
+    "fid_inception", "class_consistency", "class_coverage", "train_img_per_s", "gen_img_per_s", "peak_mem_mb",
 ]  # fmt: skip
 
 
@@ -51,6 +51,10 @@ def test_run_writes_every_table_with_finite_metrics(run_kwargs):
     assert trained[trained.variant != "dcgan"].class_consistency.between(0, 1).all()
     assert trained[trained.variant == "dcgan"].class_consistency.isna().all()
     assert trained.class_coverage.between(0, 1).all()
+    assert trained.coverage_domain.between(0, 1).all() and (trained.density_domain >= 0).all()
+    assert (trained[trained.variant != "dcgan"].ifid_domain > 0).all()
+    assert trained[trained.variant == "dcgan"].ifid_domain.isna().all()
+    assert trained[trained.variant == "dcgan"].note.str.contains("ifid_domain: unconditional variant").all()
     assert (trained.train_img_per_s > 0).all() and (trained.gen_img_per_s > 0).all() and (trained.peak_mem_mb > 0).all()
     # fid_inception cannot download its weights here: NaN with the reason in the note
     final = trained[trained.eval_index == 2]
@@ -58,9 +62,13 @@ def test_run_writes_every_table_with_finite_metrics(run_kwargs):
     # the real-data reference row sits in the same table
     ref = frame[frame.variant == C.REAL_DATA].iloc[0]
     assert ref.status == C.STATUS_REFERENCE and ref.fid_domain < trained.fid_domain.min()
+    # its intra-class FID: the train split's images of each class, with their true labels
+    assert 0 < ref.ifid_domain < trained.ifid_domain.min() and ref.coverage_domain > trained.coverage_domain.max()
     # per-class table: one row per class per conditional evaluation
     per_class = pd.read_csv(out / PER_CLASS_CSV)
     assert len(per_class[per_class.variant == "cgan"]) == 2 * 10
+    assert per_class[per_class.variant == "cgan"].ifid_domain.notna().all()
+    assert per_class[per_class.variant == C.REAL_DATA].ifid_domain.notna().all()
     assert per_class.class_name.iloc[0] == "T-shirt/top"
     # summary: one row per variant, mean over seeds
     summary = pd.read_csv(out / SUMMARY_CSV)
