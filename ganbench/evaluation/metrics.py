@@ -17,6 +17,7 @@ from ganbench.evaluation.classifier import HeldOutClassifier
 from ganbench.specs import TASK_GENERATION, MetricSpec
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ganbench.evaluation.dinov2 import Dinov2Weights
     from ganbench.evaluation.fidelity import InceptionWeights
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,13 @@ class MetricValues:
     notes: Mapping[str, str] = field(default_factory=dict)
 
 
+def no_dinov2_weights() -> Dinov2Weights:
+    """No ``--dinov2-weights`` given: ``fd_dinov2`` is NaN, with this reason."""
+    from ganbench.evaluation.dinov2 import NOT_GIVEN, Dinov2Weights
+
+    return Dinov2Weights(None, NOT_GIVEN)
+
+
 @dataclass
 class Evaluation:
     """What a metric's ``compute`` receives at one evaluation point.
@@ -55,6 +63,8 @@ class Evaluation:
         final: whether this is the run's last evaluation point.
         inception_weights: the Inception weights, resolved on first use.
         reference: for super-resolution, the high-resolution targets of ``samples`` (uint8).
+        dinov2_weights: the run's checked DINOv2 weights (``--dinov2-weights``), or why
+            there are none; by default none were given.
 
     ``features`` and ``predicted`` (the held-out classifier on the samples) are computed on
     first use and shared by every metric.
@@ -71,6 +81,7 @@ class Evaluation:
     final: bool
     inception_weights: Callable[[], InceptionWeights]
     reference: torch.Tensor | None = None
+    dinov2_weights: Callable[[], Dinov2Weights] = no_dinov2_weights
     _predicted: torch.Tensor | None = field(default=None, repr=False)
     _features: torch.Tensor | None = field(default=None, repr=False)
 
