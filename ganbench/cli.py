@@ -96,6 +96,12 @@ _SHARED_OPTIONS = [
         type=click.Path(path_type=Path),
         help="torch-fidelity's Inception weights file, for fid_inception.",
     ),
+    click.option(
+        "--dinov2-weights",
+        type=click.Path(path_type=Path),
+        help="A DINOv2 ViT/14 weights file (facebookresearch's dinov2_vit*14*_pretrain.pth, or timm's), "
+        "for fd_dinov2; never downloaded [default: fd_dinov2 is NaN].",
+    ),
     click.option("--metrics", metavar="NAME[,NAME...]", help="Metrics to compute [default: all for the task]."),
     click.option(
         "--probes",

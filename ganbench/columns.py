@@ -29,6 +29,8 @@ COVERAGE_DOMAIN = "coverage_domain"
 IFID_DOMAIN = "ifid_domain"
 # torch-fidelity's standard Inception FID; NaN when its weights cannot be had.
 FID_INCEPTION = "fid_inception"
+# Fréchet distance in DINOv2 ViT/14 class-token features; NaN unless --dinov2-weights is given.
+FD_DINOV2 = "fd_dinov2"
 # Super-resolution: fidelity of the upscaled test images to the originals.
 PSNR = "psnr"
 SSIM = "ssim"
@@ -92,7 +94,7 @@ ID_COLUMNS = (
 )  # fmt: skip
 METRIC_COLUMNS = (
     FID_DOMAIN, KID_DOMAIN, PRECISION_DOMAIN, RECALL_DOMAIN, DENSITY_DOMAIN, COVERAGE_DOMAIN, IFID_DOMAIN,
-    FID_INCEPTION, CLASS_CONSISTENCY, CLASS_COVERAGE, PSNR, SSIM,
+    FID_INCEPTION, FD_DINOV2, CLASS_CONSISTENCY, CLASS_COVERAGE, PSNR, SSIM,
 )  # fmt: skip
 STEER_COLUMNS = (
     STEER_SUCCESS, STEER_GAIN, STEER_LEAKAGE, STEER_DISENTANGLEMENT, STEER_VERIFIED_GAIN, STEER_LATENT_DISTANCE,
@@ -114,7 +116,10 @@ TIMING_COLUMNS = (
 # keeps them equal), recorded in each run's config.json; these sets give the host's own columns
 # (cost) their direction, and every column of a run written before that record existed.
 LOWER_IS_BETTER = frozenset(
-    {FID_DOMAIN, KID_DOMAIN, IFID_DOMAIN, FID_INCEPTION, STEER_LEAKAGE, STEER_PLAIN_LEAKAGE, PPL_DOMAIN, PEAK_MEM_MB}
+    {
+        FID_DOMAIN, KID_DOMAIN, IFID_DOMAIN, FID_INCEPTION, FD_DINOV2, STEER_LEAKAGE, STEER_PLAIN_LEAKAGE, PPL_DOMAIN,
+        PEAK_MEM_MB,
+    }  # fmt: skip
 )
 HIGHER_IS_BETTER = frozenset(
     {*METRIC_COLUMNS, *PROBE_COLUMNS, TRAIN_IMG_PER_S, GEN_IMG_PER_S}

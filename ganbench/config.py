@@ -52,6 +52,9 @@ class RunConfig:
         data_dir: a directory holding the dataset's IDX files.
         download: allow torchvision's download when no local copy is found.
         inception_weights: torch-fidelity's Inception weights file, for ``fid_inception``.
+        dinov2_weights: a DINOv2 ViT/14 weights file, for ``fd_dinov2`` (never downloaded:
+            without it, ``fd_dinov2`` is NaN); checked when the run is planned, its SHA-256
+            recorded in config.json (``ganbench.evaluation.dinov2`` says which files).
         metrics: metric names to compute; empty means every metric for the variant's task.
         cache_dir: the classifier, data downloads and torch-fidelity's feature caches.
         checkpoints: save each run's full state after every evaluation.
@@ -90,6 +93,7 @@ class RunConfig:
     data_dir: Path | None = None
     download: bool = True
     inception_weights: Path | None = None
+    dinov2_weights: Path | None = None
     metrics: tuple[str, ...] = ()
     cache_dir: Path | None = None
     checkpoints: bool = True
@@ -141,6 +145,11 @@ class RunConfig:
             raise UsageError("seeds must name at least one seed, e.g. 0 or 0,1,2")
         if self.inception_weights is not None and not Path(self.inception_weights).is_file():
             raise UsageError(f"inception_weights {self.inception_weights} is not a file")
+        if self.dinov2_weights is not None and not Path(self.dinov2_weights).is_file():
+            raise UsageError(
+                f"dinov2_weights {self.dinov2_weights} is not a file; "
+                "accepted: a DINOv2 ViT/14 weights file (.pth or .safetensors)"
+            )
         for path in self.plugin:
             if not Path(path).is_file():
                 raise UsageError(f"plugin file {path} does not exist")
@@ -344,6 +353,7 @@ _PARSERS = {
     "data_dir": _path,
     "download": _bool,
     "inception_weights": _path,
+    "dinov2_weights": _path,
     "metrics": _names,
     "cache_dir": _path,
     "checkpoints": _bool,
@@ -384,8 +394,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 # Options that say where things are, not what is computed: a resumed run may change them.
 # How jobs are executed (executor, resources, cluster) does not change what they compute either.
+# Weights files are checked by content instead: Inception's by its pinned hash, DINOv2's against
+# the SHA-256 the run recorded (ganbench.harness.runner refuses another file).
 RESUME_MAY_CHANGE = (
-    *("out", "cache_dir", "data_dir", "download", "inception_weights", "checkpoints"),
+    *("out", "cache_dir", "data_dir", "download", "inception_weights", "dinov2_weights", "checkpoints"),
     *("executor", "gpus_per_job", "cpus_per_job", "ray_address"),
 )
 

@@ -66,6 +66,16 @@ def compute_inception(ev: Evaluation) -> MetricValues:
     return MetricValues({C.FID_INCEPTION: fid})
 
 
+def compute_dinov2(ev: Evaluation) -> MetricValues:
+    from ganbench.evaluation.fidelity import dinov2_fd
+
+    weights = ev.dinov2_weights()
+    if weights.path is None:
+        return MetricValues({C.FD_DINOV2: math.nan}, notes={C.FD_DINOV2: weights.reason})
+    fd = dinov2_fd(weights, ev.samples, ev.data.test_images, _real_name(ev), ev.cache_dir, ev.device)
+    return MetricValues({C.FD_DINOV2: fd})
+
+
 def compute_classes(ev: Evaluation) -> MetricValues:
     k = ev.data.num_classes
     coverage = class_coverage(ev.predicted, k)
@@ -121,6 +131,16 @@ INCEPTION_FID = MetricSpec(
     description="torch-fidelity's Inception FID vs the test split (final evaluation only; NaN without weights)",
     directions={C.FID_INCEPTION: LOWER},
 )
+DINOV2_FD = MetricSpec(
+    name="dinov2-fd",
+    columns=(C.FD_DINOV2,),
+    compute=compute_dinov2,
+    tasks=frozenset(TASKS),
+    final_only=True,  # a ViT at 224x224: 12 GFLOP per image for ViT-S/14, 599 for ViT-g/14
+    description="Fréchet distance in DINOv2 ViT/14 features vs the test split (final evaluation only; "
+    "NaN without --dinov2-weights)",
+    directions={C.FD_DINOV2: LOWER},
+)
 CLASS_JUDGEMENT = MetricSpec(
     name="class-consistency",
     columns=(C.CLASS_CONSISTENCY, C.CLASS_COVERAGE),
@@ -143,5 +163,7 @@ SUPERRES_FIDELITY = MetricSpec(
 
 @hookimpl
 def ganbench_register_metrics(register):
-    for spec in (DOMAIN_FIDELITY, DENSITY_COVERAGE, INTRA_CLASS_FID, INCEPTION_FID, CLASS_JUDGEMENT, SUPERRES_FIDELITY):
+    for spec in (
+        DOMAIN_FIDELITY, DENSITY_COVERAGE, INTRA_CLASS_FID, INCEPTION_FID, DINOV2_FD, CLASS_JUDGEMENT, SUPERRES_FIDELITY,
+    ):
         register(spec)

@@ -37,6 +37,7 @@ def test_from_mapping_types_cli_strings():
         ({"eval_samples": 1.5}, "expected an integer"),
         ({"download": "maybe"}, "expected true or false"),
         ({"inception_weights": "/no/such/file"}, "inception_weights /no/such/file is not a file"),
+        ({"dinov2_weights": "/no/such/file"}, "dinov2_weights /no/such/file is not a file; accepted: a DINOv2"),
         ({"set": ["cgan.lr_g"]}, "accepted: VARIANT.KEY=VALUE"),
     ],
 )

@@ -1,6 +1,6 @@
 """FID, KID, precision/recall by torch-fidelity's own feature-to-metric functions, on features
-ganbench computes itself: the held-out classifier's (shared by every metric of an evaluation)
-and Inception's.
+ganbench computes itself: the held-out classifier's (shared by every metric of an evaluation),
+Inception's and DINOv2's (:mod:`ganbench.evaluation.dinov2`).
 
 torch-fidelity never reads or writes a cache here: it loads its caches (and Inception's
 weights) with ``torch.load(weights_only=False)``, which runs whatever pickle it finds. The
@@ -18,6 +18,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from unittest import mock
 
 import torch
@@ -36,6 +37,9 @@ from ganbench.evaluation import cache
 from ganbench.evaluation import fast_fidelity as fast
 from ganbench.evaluation.classifier import HeldOutClassifier, load_weights_file
 from ganbench.evaluation.threads import METRIC_THREADS, metric_threads
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ganbench.evaluation.dinov2 import Dinov2Weights
 
 log = logging.getLogger(__name__)
 
@@ -401,4 +405,36 @@ def inception_fid(
             path, identity, lambda: _statistics(_inception_features(extractor, real, device))
         )
         generated_features = _inception_features(extractor, generated, device)
+    return _fid(generated_features, reference)
+
+
+def dinov2_fd(
+    weights: Dinov2Weights,
+    generated: torch.Tensor,
+    real: torch.Tensor,
+    real_name: str,
+    cache_dir: Path,
+    device: torch.device,
+) -> float:
+    """The Fréchet distance of ``generated`` to ``real`` in DINOv2's class-token features, by
+    the same statistics and FID functions as the other FIDs; the real split's statistics are
+    cached under ``<cache_dir>/features/``, one file per weights file (its SHA-256)."""
+    from ganbench.evaluation import dinov2
+
+    device = device if device.type == "cuda" else torch.device("cpu")  # as Inception: CUDA or the CPU
+    network = dinov2.load_network(weights, device)
+    identity = {
+        "kind": "dinov2-statistics",
+        "extractor": weights.timm_model,
+        "weights_sha256": weights.sha256,
+        "input_size": dinov2.INPUT_SIZE,
+        "dataset": real_name,
+        "images_sha256": images_sha256(real),
+        "count": len(real),
+        "metric_threads": METRIC_THREADS,
+    }
+    path = cache.cache_path(cache_dir, f"{real_name}-dinov2-{weights.sha256[:12]}")
+    with fast.device_context(device):
+        reference = cache.load_or_build(path, identity, lambda: _statistics(dinov2.features(network, real, device)))
+        generated_features = dinov2.features(network, generated, device)
     return _fid(generated_features, reference)

@@ -18,6 +18,7 @@ from ganbench.evaluation.outputs import add_note, checked_values, number_problem
 from ganbench.specs import TASK_GENERATION, MetricSpec
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ganbench.evaluation.dinov2 import Dinov2Weights
     from ganbench.evaluation.fidelity import InceptionWeights
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,13 @@ class MetricValues:
     notes: Mapping[str, str] = field(default_factory=dict)
 
 
+def no_dinov2_weights() -> Dinov2Weights:
+    """No ``--dinov2-weights`` given: ``fd_dinov2`` is NaN, with this reason."""
+    from ganbench.evaluation.dinov2 import NOT_GIVEN, Dinov2Weights
+
+    return Dinov2Weights(None, NOT_GIVEN)
+
+
 @dataclass
 class Evaluation:
     """What a metric's ``compute`` receives at one evaluation point.
@@ -61,6 +69,8 @@ class Evaluation:
         options: the options of the metric being computed: an instance of its
             ``MetricSpec.config`` with the run's ``--set METRIC.KEY=VALUE`` applied (set by
             :func:`run_metrics` for each metric in turn).
+        dinov2_weights: the run's checked DINOv2 weights (``--dinov2-weights``), or why
+            there are none; by default none were given.
 
     ``features`` and ``predicted`` (the held-out classifier on the samples) are computed on
     first use and shared by every metric; :meth:`shared` does the same for anything else
@@ -79,6 +89,7 @@ class Evaluation:
     inception_weights: Callable[[], InceptionWeights]
     reference: torch.Tensor | None = None
     options: Any = None
+    dinov2_weights: Callable[[], Dinov2Weights] = no_dinov2_weights
     _predicted: torch.Tensor | None = field(default=None, repr=False)
     _features: torch.Tensor | None = field(default=None, repr=False)
     _shared: dict[str, Any] = field(default_factory=dict, repr=False)

@@ -30,7 +30,9 @@ from ganbench.data import BatchSource, DatasetSplits
 from ganbench.errors import UsageError, describe
 from ganbench.evaluation import EvalResult, Evaluation, applicable, generate_samples, run_metrics, upscale_samples
 from ganbench.evaluation.classifier import HeldOutClassifier, WatchedFeatures
+from ganbench.evaluation.dinov2 import Dinov2Weights
 from ganbench.evaluation.fidelity import InceptionWeights, resolve_inception_weights
+from ganbench.evaluation.metrics import no_dinov2_weights
 from ganbench.evaluation.probing import ProbeOutcome, probe_context, run_probes
 from ganbench.evaluation.sampling import EVAL_SEED_OFFSET
 from ganbench.harness import events as E
@@ -114,6 +116,10 @@ class JobEnv:
             self._step_flops[name] = flops
         return self._step_flops[name]
 
+    def dinov2_weights(self) -> Dinov2Weights:
+        """The weights file checked when the run was planned, or why there is none."""
+        return self.plan.dinov2 if self.plan.dinov2 is not None else no_dinov2_weights()
+
     def inception_weights(self) -> InceptionWeights:
         """Resolved once per process: a failed download is not retried for every job."""
         if self._inception is None:
@@ -144,13 +150,14 @@ class JobEnv:
             final=final,
             inception_weights=self.inception_weights,
             reference=reference,
+            dinov2_weights=self.dinov2_weights,
         )
         chosen = applicable(self.plan.metrics, task) if metrics is None else metrics
         return run_metrics(evaluation, chosen, self.plan.metric_options)
 
     def resampled_metrics(self) -> list[MetricSpec]:
         """What ``--resample`` scores again: every generation metric of the run except the
-        final-only ones (fid_inception: expensive, and it needs weights)."""
+        final-only ones (fid_inception, fd_dinov2: expensive, and they need weights)."""
         return [m for m in applicable(self.plan.metrics, TASK_GENERATION) if not m.final_only]
 
     def probe(self, name: str, variant: Variant, seed: int) -> ProbeOutcome | None:

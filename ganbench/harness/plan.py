@@ -14,6 +14,7 @@ import torch
 from ganbench.config import RunConfig, default_cache_dir, search_range, variant_config
 from ganbench.devices import resolve_device
 from ganbench.errors import UsageError
+from ganbench.evaluation.dinov2 import Dinov2Weights
 from ganbench.fastpath import check_precision
 from ganbench.registry import Registry
 from ganbench.specs import (
@@ -46,8 +47,9 @@ class PlannedProbe:
 
 @dataclass(frozen=True)
 class Plan:
-    """A validated run. ``config`` is resolved: ``out`` is the run directory and plugin files
-    are absolute, so the run can be re-made or resumed from any working directory."""
+    """A validated run. ``config`` is resolved: ``out`` is the run directory, plugin files and
+    the DINOv2 weights file are absolute, so the run can be re-made or resumed from any working
+    directory."""
 
     config: RunConfig
     dataset: DatasetSpec
@@ -58,6 +60,8 @@ class Plan:
     probes: tuple[PlannedProbe, ...] = ()
     # Each metric's options, by name: its MetricSpec.config with the run's --set applied.
     metric_options: Mapping[str, Any] = field(default_factory=dict)
+    # --dinov2-weights, checked (architecture, SHA-256); None when not given
+    dinov2: Dinov2Weights | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -163,13 +167,28 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
         )
         for name in probe_names
     )
-    metric_options = {m.name: variant_config(m.name, m.config, config.set.get(m.name, {})) for m in metrics}
+    dinov2 = _dinov2_weights(config)
     device = resolve_device(config.device)
     check_precision(config.precision, device)
     run_dir = Path(config.out) if config.out is not None else default_run_dir(config)
     cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
     resolved = config.replace(out=run_dir.absolute(), plugin=tuple(Path(p).resolve() for p in config.plugin))
-    return Plan(resolved, dataset, tuple(planned), metrics, device, cache_dir, probes, metric_options)
+    if dinov2 is not None:  # absolute, as the plugins: a resume or a Ray worker may start elsewhere
+        resolved = resolved.replace(dinov2_weights=dinov2.path)
+    return Plan(resolved, dataset, tuple(planned), metrics, device, cache_dir, probes, metric_options, dinov2)
+
+
+def _dinov2_weights(config: RunConfig) -> Dinov2Weights | None:
+    """``--dinov2-weights`` read (never unpickled) and matched against timm's DINOv2 models:
+    a missing, damaged, crafted or foreign file is bad input, refused before anything runs."""
+    if config.dinov2_weights is None:
+        return None
+    from ganbench.evaluation.dinov2 import WeightsRefused, check_weights
+
+    try:
+        return check_weights(Path(config.dinov2_weights).absolute())
+    except WeightsRefused as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _search(name: str, spec: VariantSpec, overrides: Mapping[str, Any], config: RunConfig) -> dict[str, Any]:

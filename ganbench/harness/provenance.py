@@ -142,6 +142,7 @@ def config_record(
             "test_size": int(splits.test_images.shape[0]),
         },
         "classifier": classifier_record(classifier),
+        "dinov2": None if plan.dinov2 is None else plan.dinov2.record(),
         "attributes": attributes_record(attributes),
         "judges": None if judges is None else judges.record,
         "probes": {

@@ -40,7 +40,8 @@ from ganbench.registry import Registry, load_registry
 log = logging.getLogger(__name__)
 
 SUMMARY_METRICS = (
-    C.FID_DOMAIN, C.KID_DOMAIN, C.CLASS_CONSISTENCY, C.CLASS_COVERAGE, C.PSNR, C.SSIM, C.FID_INCEPTION, C.TRAIN_IMG_PER_S,
+    C.FID_DOMAIN, C.KID_DOMAIN, C.CLASS_CONSISTENCY, C.CLASS_COVERAGE, C.PSNR, C.SSIM, C.FID_INCEPTION, C.FD_DINOV2,
+    C.TRAIN_IMG_PER_S,
 )  # fmt: skip
 
 
@@ -100,6 +101,7 @@ def _check_same_run(record: dict[str, Any], plan: Plan) -> list[int]:
             f"accepted: its seeds {format_seeds(before.seeds)} or a superset of {them}, "
             f"e.g. --seeds {format_seeds([*before.seeds, *(max(before.seeds) + 1 + i for i in range(3))])}"
         )
+    _check_same_dinov2(record, plan)
     changed = differences(before, plan.config.replace(seeds=before.seeds))
     options = {
         "variants": {p.spec.name: p.config for p in plan.variants},
@@ -120,6 +122,22 @@ def _check_same_run(record: dict[str, Any], plan: Plan) -> list[int]:
             f"resume it with its own options (ganbench run --resume {plan.run_dir}) or choose another --out"
         )
     return [s for s in seeds if s not in before.seeds]
+
+
+def _check_same_dinov2(record: dict[str, Any], plan: Plan) -> None:
+    """The DINOv2 weights file may move (its path is where it is), not change: its fd_dinov2
+    values would not be comparable with the rows already written."""
+    before = (record.get("dinov2") or {}).get("sha256")
+    now = plan.dinov2.sha256 if plan.dinov2 is not None else None
+    if before == now:
+        return
+    was = f"DINOv2 weights sha256 {before[:12]}..." if before else "no DINOv2 weights"
+    given = f"sha256 {now[:12]}..." if now else "none"
+    fix = f"--dinov2-weights {(record.get('dinov2') or {}).get('path')}" if before else "no --dinov2-weights"
+    raise UsageError(
+        f"--out {plan.run_dir} was scored with {was} (now {given}); its fd_dinov2 values would not be "
+        f"comparable: resume with {fix} or choose another --out"
+    )
 
 
 def _check_same_classifier(record: dict[str, Any], current: dict[str, Any], run_dir: Path) -> None:

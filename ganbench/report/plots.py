@@ -37,7 +37,7 @@ _LOSS_COLUMNS, _LOSS_WIDTH, _LOSS_ROW = 3, 11.0, 2.5
 # Metrics drawn against training time and images seen by run_plots, when the run has them.
 CURVE_METRICS = (C.FID_DOMAIN, C.CLASS_CONSISTENCY, C.PSNR)
 # Distance-like metrics (positive, lower is better): a log axis when they span over a decade.
-LOG_METRICS = frozenset({C.FID_DOMAIN, C.KID_DOMAIN, C.IFID_DOMAIN, C.FID_INCEPTION, C.PPL_DOMAIN})
+LOG_METRICS = frozenset({C.FID_DOMAIN, C.KID_DOMAIN, C.IFID_DOMAIN, C.FID_INCEPTION, C.FD_DINOV2, C.PPL_DOMAIN})
 # Columns of train_log.csv that are not losses.
 NOT_LOSSES = frozenset({*C.ID_COLUMNS, C.NOTE, *C.TIMING_COLUMNS})
 # Cost columns where less is better (for the other ones, more is).
@@ -53,6 +53,7 @@ _LABELS = {
     C.COVERAGE_DOMAIN: "coverage (k-NN, classifier features)",
     C.IFID_DOMAIN: "intra-class FID, held-out classifier features",
     C.FID_INCEPTION: "FID, Inception features",
+    C.FD_DINOV2: "FD, DINOv2 features",
     C.CLASS_CONSISTENCY: "class consistency (accuracy)",
     C.CLASS_COVERAGE: "class coverage (normalised entropy)",
     C.PSNR: "PSNR (dB)",

@@ -26,7 +26,7 @@ from ganbench.registry import load_registry
 REQUIRED = [
     "variant", "dataset", "seed", "eval_index", "step", "images_seen", "train_seconds", "status", "fid_domain",
     "kid_domain", "precision_domain", "recall_domain", "density_domain", "coverage_domain", "ifid_domain",
-    "fid_inception", "class_consistency", "class_coverage", "train_img_per_s", "gen_img_per_s", "peak_mem_mb",
+    "fid_inception", "fd_dinov2", "class_consistency", "class_coverage", "train_img_per_s", "gen_img_per_s", "peak_mem_mb",
 ]  # fmt: skip
 
 
@@ -59,6 +59,8 @@ def test_run_writes_every_table_with_finite_metrics(run_kwargs):
     # fid_inception cannot download its weights here: NaN with the reason in the note
     final = trained[trained.eval_index == 2]
     assert final.fid_inception.isna().all() and final.note.str.contains("fid_inception").all()
+    # fd_dinov2 without --dinov2-weights: NaN, and the note says why (never a download attempt)
+    assert final.fd_dinov2.isna().all() and final.note.str.contains("fd_dinov2: no --dinov2-weights FILE given").all()
     # the real-data reference row sits in the same table
     ref = frame[frame.variant == C.REAL_DATA].iloc[0]
     assert ref.status == C.STATUS_REFERENCE and ref.fid_domain < trained.fid_domain.min()
@@ -81,6 +83,7 @@ def test_run_writes_every_table_with_finite_metrics(run_kwargs):
     config = json.loads((out / CONFIG_JSON).read_text())
     assert config["run"]["budget"] == "20steps" and config["variants"]["cgan"]["config"]["lr_g"] == 2e-4
     assert config["classifier"]["test_accuracy"] >= 0.91 and config["environment"]["torch"]
+    assert config["dinov2"] is None and config["run"]["dinov2_weights"] is None
 
 
 @pytest.mark.slow
