@@ -41,6 +41,7 @@ _LAZY = {
     "Evaluation": "ganbench.evaluation",
     "ProbeContext": "ganbench.probes",
     "ProbeResult": "ganbench.probes",
+    "ReferenceContext": "ganbench.probes",
     "Attributes": "ganbench.attributes",
     "MetricValues": "ganbench.evaluation",
     "RunConfig": "ganbench.config",
@@ -74,7 +75,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ganbench.evaluation import Evaluation, MetricValues
     from ganbench.harness.runner import run
     from ganbench.harness.tune import TuneConfig, tune
-    from ganbench.probes import ProbeContext, ProbeResult
+    from ganbench.probes import ProbeContext, ProbeResult, ReferenceContext
     from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant, VariantContext
 
 

@@ -38,7 +38,8 @@ SSIM = "ssim"
 CLASS_CONSISTENCY = "class_consistency"
 CLASS_COVERAGE = "class_coverage"
 # Probes (final evaluation only): steering latents toward attributes, penalised ("steer_") and
-# plain ("steer_plain_"), each the mean over attribute targets; label swap; path length.
+# plain ("steer_plain_"), each the mean over attribute targets; label swap; path length;
+# classification accuracy score; memorisation (nearest training images, two spaces).
 STEER_SUCCESS = "steer_success"
 STEER_GAIN = "steer_gain"
 STEER_LEAKAGE = "steer_leakage"
@@ -53,6 +54,11 @@ STEER_PLAIN_VERIFIED_GAIN = "steer_plain_verified_gain"
 STEER_PLAIN_LATENT_DISTANCE = "steer_plain_latent_distance"
 SWAP_CONSISTENCY = "swap_consistency"
 PPL_DOMAIN = "ppl_domain"
+CAS = "cas"
+MEMORISED_SHARE_DOMAIN = "memorised_share_domain"
+MEMORISED_SHARE_PIXEL = "memorised_share_pixel"
+NN_RATIO_DOMAIN = "nn_ratio_domain"
+NN_RATIO_PIXEL = "nn_ratio_pixel"
 
 # Cost. TRAIN_FLOPS: the compute a job has had, step x FLOPs of one step (torch's count, a
 # multiply-add = 2); the same on every machine, unlike the timings.
@@ -103,7 +109,8 @@ STEER_PLAIN_COLUMNS = (
     STEER_PLAIN_SUCCESS, STEER_PLAIN_GAIN, STEER_PLAIN_LEAKAGE, STEER_PLAIN_DISENTANGLEMENT,
     STEER_PLAIN_VERIFIED_GAIN, STEER_PLAIN_LATENT_DISTANCE,
 )  # fmt: skip
-PROBE_COLUMNS = (*STEER_COLUMNS, *STEER_PLAIN_COLUMNS, SWAP_CONSISTENCY, PPL_DOMAIN)
+MEMORISATION_COLUMNS = (MEMORISED_SHARE_DOMAIN, MEMORISED_SHARE_PIXEL, NN_RATIO_DOMAIN, NN_RATIO_PIXEL)
+PROBE_COLUMNS = (*STEER_COLUMNS, *STEER_PLAIN_COLUMNS, SWAP_CONSISTENCY, PPL_DOMAIN, CAS, *MEMORISATION_COLUMNS)
 COST_COLUMNS = (TRAIN_FLOPS, TRAIN_IMG_PER_S, GEN_IMG_PER_S, PEAK_MEM_MB, EVAL_SECONDS, PROBE_SECONDS, COMPILE_SECONDS)
 # Columns that measure the machine rather than the model: they differ between identical runs.
 TIMING_COLUMNS = (
@@ -111,18 +118,20 @@ TIMING_COLUMNS = (
 )  # fmt: skip
 # Which way is better, for reports: lower for these, higher for the columns in HIGHER_IS_BETTER;
 # the rest (ids, times, train_flops: the compute given, steer_*latent_distance: how far steering
-# moved, neither good nor bad in itself) have no direction. A metric's or probe's column takes its
-# direction from its spec's ``directions`` (the built-in plugins declare these same ones; a test
-# keeps them equal), recorded in each run's config.json; these sets give the host's own columns
-# (cost) their direction, and every column of a run written before that record existed.
+# moved, neither good nor bad in itself; nn_ratio_*: best near 1, below it the samples sit closer
+# to the training images than unseen real images do, above it farther from the data) have no
+# direction. A metric's or probe's column takes its direction from its spec's ``directions`` (the
+# built-in plugins declare these same ones; a test keeps them equal), recorded in each run's
+# config.json; these sets give the host's own columns (cost) their direction, and every column of
+# a run written before that record existed.
 LOWER_IS_BETTER = frozenset(
     {
         FID_DOMAIN, KID_DOMAIN, IFID_DOMAIN, FID_INCEPTION, FD_DINOV2, STEER_LEAKAGE, STEER_PLAIN_LEAKAGE, PPL_DOMAIN,
-        PEAK_MEM_MB,
-    }  # fmt: skip
-)
+        MEMORISED_SHARE_DOMAIN, MEMORISED_SHARE_PIXEL, PEAK_MEM_MB,
+    }
+)  # fmt: skip
 HIGHER_IS_BETTER = frozenset(
     {*METRIC_COLUMNS, *PROBE_COLUMNS, TRAIN_IMG_PER_S, GEN_IMG_PER_S}
     - LOWER_IS_BETTER
-    - {STEER_LATENT_DISTANCE, STEER_PLAIN_LATENT_DISTANCE}
+    - {STEER_LATENT_DISTANCE, STEER_PLAIN_LATENT_DISTANCE, NN_RATIO_DOMAIN, NN_RATIO_PIXEL}
 )

@@ -80,7 +80,9 @@ def ganbench_register_probes(register: Callable[[ProbeSpec], None]) -> None:
         overridden by ``--set PROBE.KEY=VALUE``) and a ``compute(probe)`` callable that
         receives a :class:`ganbench.ProbeContext` (the frozen variant, the data, the judge and
         steering classifiers, a seeded generator) and returns a mapping of column to float,
-        or a :class:`ganbench.ProbeResult` with tables, pictures and reasons for NaN.
+        or a :class:`ganbench.ProbeResult` with tables, pictures and reasons for NaN. An
+        optional ``reference(ref)`` gets a :class:`ganbench.ReferenceContext` and returns the
+        probe's value on real data, for the run's ``real-data`` row.
     :return: nothing; the return value is ignored.
 
     Not firstresult: every implementation is called, in plugin load order.

@@ -5,12 +5,15 @@ A probe analyses a *trained* variant at its final evaluation: it gets the varian
 example, push latents by gradient ascent through the generator. It scores with the *judge*
 (the held-out classifier, with attribute heads) and, where it steers, steers with a separately
 trained *steering* classifier, so that success is not just a classifier fooled by itself.
+A probe may also give its value on real data (``ProbeSpec.reference``, called with a
+:class:`ReferenceContext`) for the run's ``real-data`` row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -59,6 +62,8 @@ class ProbeContext:
         generator: a seeded torch.Generator on the variant's device: the same latents for
             every variant of a run with the same seed.
         device: where the variant lives.
+        cache_dir: the run's cache directory (``--cache-dir``), for what a probe computes
+            once per dataset rather than per variant; None: cache nothing.
     """
 
     name: str
@@ -72,6 +77,38 @@ class ProbeContext:
     steering: Judge
     generator: torch.Generator
     device: torch.device
+    cache_dir: Path | None = None
+
+
+@dataclass
+class ReferenceContext:
+    """What a probe's ``reference`` receives: what it needs to score real data for the run's
+    ``real-data`` reference row (no variant: the row has none).
+
+    Attributes:
+        seed: :data:`REFERENCE_SEED`, whatever the run's seeds: the row is one per run and
+            stays the same when seeds are added.
+        config: the probe's options, as its variants' probes get them.
+        data: the dataset, both splits (the run's: with ``--holdout``, the held-out training
+            images are its test split).
+        judge: the held-out classifier with attribute heads, as in :class:`ProbeContext`.
+        generator: a torch.Generator on ``device`` seeded as a job of seed
+            :data:`REFERENCE_SEED` seeds its probes': a reference that draws from it as
+            the probe does gets the random numbers of that job.
+        device: the run's device.
+        cache_dir: as in :class:`ProbeContext`.
+    """
+
+    seed: int
+    config: Any
+    data: DatasetSplits
+    judge: Judge
+    generator: torch.Generator
+    device: torch.device
+    cache_dir: Path | None = None
+
+
+REFERENCE_SEED = 0  # the seed of the real-data row's probe references
 
 
 @dataclass(frozen=True)

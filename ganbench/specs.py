@@ -161,6 +161,10 @@ class ProbeSpec:
             ``steering.csv`` in the run directory); lowercase snake_case, one owner each.
         description: one line for ``ganbench list``.
         directions: ``{column: "higher" | "lower" | "neither"}``, as for :class:`MetricSpec`.
+        reference: ``reference(ref: ganbench.ReferenceContext) -> ProbeResult | Mapping[str,
+            float]``: the probe's value on real data, for the run's ``real-data`` row (CAS:
+            the classifier trained on real training images); run once per run when the probe
+            applies to one of its variants. None: its columns are NaN in that row.
     """
 
     name: str
@@ -172,6 +176,7 @@ class ProbeSpec:
     tables: tuple[str, ...] = ()
     description: str = ""
     directions: Mapping[str, str] = field(default_factory=dict, hash=False)
+    reference: Callable[..., Any] | None = None
 
     def direction(self, column: str) -> str:
         """``"higher"``, ``"lower"`` or ``"neither"`` (a column ``directions`` leaves out)."""
@@ -258,6 +263,8 @@ def spec_problem(spec: Any, expected: type) -> str | None:
         if isinstance(spec, ProbeSpec):
             if spec.applies is not None and not callable(spec.applies):
                 return f"applies must be callable or None, got {type(spec.applies).__name__}"
+            if spec.reference is not None and not callable(spec.reference):
+                return f"reference must be callable or None, got {type(spec.reference).__name__}"
             if not all(
                 isinstance(t, str) and COLUMN_PATTERN.match(t) and t not in RESERVED_TABLES for t in spec.tables
             ):

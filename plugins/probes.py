@@ -1,8 +1,10 @@
-"""Built-in probes: steering, label swap and path length, registered through the ``ganbench``
-hook like any third-party probe. docs/metrics.md defines every score."""
+"""Built-in probes: steering, label swap, path length, classification accuracy score and
+memorisation, registered through the ``ganbench`` hook like any third-party probe.
+docs/metrics.md defines every score."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from torch import nn
 from ganbench import columns as C
 from ganbench import hookimpl
 from ganbench.data import to_float, to_uint8
-from ganbench.probes import ProbeContext, ProbeResult
+from ganbench.probes import ProbeContext, ProbeResult, ReferenceContext
 from ganbench.specs import HIGHER, LOWER, NEITHER, ProbeSpec, VariantSpec
 from ganbench.steering import ATTRIBUTE, CHUNK, CLASS, MODES, PLAIN, SCORES, Steered, Target, judged, score_rows, steer
 
@@ -64,6 +66,29 @@ class PathLengthConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "samples", "epsilon")
+
+
+@dataclass(frozen=True)
+class CASConfig:
+    samples: int = 10000  # generated images the classifier trains on, balanced over the classes
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 2e-3  # Adam's, constant
+
+    def __post_init__(self) -> None:
+        _positive(self, "samples", "epochs", "batch_size", "lr")
+
+
+@dataclass(frozen=True)
+class MemorisationConfig:
+    samples: int = 2000  # generated images, each compared with the whole train split
+    percentile: float = 5.0  # of the unseen test images' distances: closer than it counts as memorised
+    pairs: int = 8  # closest sample/training-image pairs shown in memorisation.png
+
+    def __post_init__(self) -> None:
+        _positive(self, "samples")
+        if not 0 < self.percentile < 100 or self.pairs < 0:
+            raise ValueError(f"percentile must be in (0, 100) and pairs >= 0, got {self.percentile!r}, {self.pairs!r}")
 
 
 def _slug(name: str) -> str:
@@ -266,6 +291,148 @@ def compute_path_length(probe: ProbeContext) -> ProbeResult:
     return ProbeResult({C.PPL_DOMAIN: trimmed_mean(out[torch_fidelity.KEY_METRIC_PPL_RAW])})
 
 
+# --- classification accuracy score ----------------------------------------------------------------
+
+
+def compute_cas(probe: ProbeContext) -> ProbeResult:
+    from ganbench.cas import draw_seed
+
+    cfg: CASConfig = probe.config
+    if not probe.spec.conditional:
+        return ProbeResult({C.CAS: math.nan}, notes={C.CAS: "unconditional variant"})
+    seed = draw_seed(probe.generator)  # first, as the reference draws it: one classifier seed for both
+    labels = _labels(probe, cfg.samples)
+    assert labels is not None
+    variant = probe.variant
+    with variant.frozen(), torch.no_grad():
+        z = variant.sample_latent(cfg.samples, generator=probe.generator)
+        images = torch.cat(
+            [to_uint8(variant.generate(zc, yc)).cpu() for zc, yc in zip(z.split(CHUNK), labels.split(CHUNK))]
+        )
+    return _cas(images, labels.cpu(), probe.data, cfg, seed, probe.device)
+
+
+def reference_cas(ref: ReferenceContext) -> ProbeResult:
+    """The same classifier (seed drawn first from the same stream as a job of seed 0) trained on
+    as many real training images, balanced over the classes; cached per data, options and seed."""
+    from ganbench.cas import balanced_subset, draw_seed
+
+    cfg: CASConfig = ref.config
+    seed = draw_seed(ref.generator)
+    idx = balanced_subset(ref.data.train_labels, cfg.samples, ref.data.num_classes, ref.generator)
+
+    def build() -> dict[str, torch.Tensor]:
+        out = _cas(ref.data.train_images[idx], ref.data.train_labels[idx], ref.data, cfg, seed, ref.device)
+        row = out.tables["cas"]
+        per_class = [r[C.CAS] for r in row]
+        return {
+            "accuracy": torch.tensor([out.values[C.CAS]], dtype=torch.float64),
+            "per_class": torch.tensor(per_class, dtype=torch.float64),
+        }
+
+    if ref.cache_dir is None:
+        tensors = build()
+    else:
+        from ganbench.evaluation.cache import cache_path, load_or_build
+        from ganbench.evaluation.classifier import fingerprint
+
+        identity = {
+            "kind": "cas-reference", "version": 1, "data": fingerprint(ref.data), "seed": seed,
+            "device": ref.device.type, **{k: repr(v) for k, v in vars(cfg).items()},
+        }  # fmt: skip
+        key = hashlib.sha256(repr(sorted(identity.items())).encode()).hexdigest()[:16]
+        tensors = load_or_build(cache_path(ref.cache_dir, f"cas-reference-{ref.data.name}-{key}"), identity, build)
+    counts = torch.bincount(ref.data.train_labels[idx], minlength=ref.data.num_classes)
+    return ProbeResult(
+        {C.CAS: tensors["accuracy"].item()}, tables={"cas": _cas_table(ref.data, tensors["per_class"].tolist(), counts)}
+    )
+
+
+def _cas(images, labels, data, cfg: CASConfig, seed: int, device: torch.device) -> ProbeResult:
+    from ganbench.cas import fit, score
+
+    k = data.num_classes
+    net = fit(images, labels, k, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed, device=device)
+    result = score(net, data.test_images, data.test_labels, k)
+    table = _cas_table(data, result.per_class, torch.bincount(labels.cpu(), minlength=k))
+    return ProbeResult({C.CAS: result.accuracy}, tables={"cas": table})
+
+
+def _cas_table(data, per_class: list[float], counts: torch.Tensor) -> list[dict]:
+    return [
+        {C.CLASS_INDEX: j, C.CLASS_NAME: name, C.CAS: per_class[j], "train_images": int(counts[j])}
+        for j, name in enumerate(data.class_names)
+    ]
+
+
+# --- memorisation ---------------------------------------------------------------------------------
+
+SPACE_COLUMNS = {  # each space's (share, ratio)
+    "domain": (C.MEMORISED_SHARE_DOMAIN, C.NN_RATIO_DOMAIN),
+    "pixel": (C.MEMORISED_SHARE_PIXEL, C.NN_RATIO_PIXEL),
+}
+
+
+def compute_memorisation(probe: ProbeContext) -> ProbeResult:
+    from ganbench.memorisation import PIXEL, build_spaces, score
+
+    cfg: MemorisationConfig = probe.config
+    variant, labels = probe.variant, _labels(probe, cfg.samples)
+    with variant.frozen(), torch.no_grad():
+        z = variant.sample_latent(cfg.samples, generator=probe.generator)
+        ys = labels.split(CHUNK) if labels is not None else [None] * len(z.split(CHUNK))
+        images = torch.cat([to_uint8(variant.generate(zc, yc)).cpu() for zc, yc in zip(z.split(CHUNK), ys)])
+    spaces = build_spaces(probe.data, _features(probe.judge), probe.device, probe.cache_dir)
+    scores = {name: score(space, *space.nearest(images), cfg.percentile) for name, space in spaces.items()}
+    result = _memorisation(scores, len(images), probe.data)
+    pictures = {}
+    if cfg.pairs > 0:
+        from ganbench.pictures import pairs_png
+
+        pixel = scores[PIXEL]
+        closest = pixel.distances.argsort(stable=True)[: cfg.pairs]
+        marks = [f"{pixel.distances[i]:.2f}{' <' if pixel.distances[i] < pixel.threshold else ''}" for i in closest]
+        nearest = probe.data.train_images[pixel.index[closest]]
+        pictures["memorisation.png"] = pairs_png(images[closest], nearest, row_labels=marks)
+    return ProbeResult(result.values, result.tables, pictures, result.notes)
+
+
+def reference_memorisation(ref: ReferenceContext) -> ProbeResult:
+    """The held-out half of the test split scored like samples: what unseen real images score."""
+    from ganbench.memorisation import build_spaces, score
+
+    cfg: MemorisationConfig = ref.config
+    spaces = build_spaces(ref.data, _features(ref.judge), ref.device, ref.cache_dir)
+    scores = {name: score(space, space.held_out, None, cfg.percentile) for name, space in spaces.items()}
+    return _memorisation(scores, len(next(iter(spaces.values())).held_out), ref.data)
+
+
+def _features(judge):
+    features = getattr(judge, "features", None)
+    return features if callable(features) else None
+
+
+def _memorisation(scores, n: int, data) -> ProbeResult:
+    from ganbench.memorisation import halves, median
+
+    values = {c: math.nan for c in C.MEMORISATION_COLUMNS}
+    notes = {c: "the judge exposes no features(images)" for c in SPACE_COLUMNS["domain"]}
+    table = []
+    for name, s in scores.items():
+        share, ratio = SPACE_COLUMNS[name]
+        values[share], values[ratio] = s.memorised_share, s.nn_ratio
+        for column in (share, ratio):
+            notes.pop(column, None)
+        table.append(
+            {
+                "space": name, "images": n, "calibration_images": len(halves(len(data.test_images))[0]),
+                "threshold": s.threshold, "median_distance": median(s.distances),
+                "typical_distance": s.typical, "memorised_share": s.memorised_share, "nn_ratio": s.nn_ratio,
+            }
+        )  # fmt: skip
+    return ProbeResult(values, tables={"memorisation": table}, notes=notes)
+
+
 def _conditional(spec: VariantSpec) -> bool:
     return spec.conditional
 
@@ -309,7 +476,35 @@ PATH_LENGTH = ProbeSpec(
 )
 
 
+CAS_SCORE = ProbeSpec(
+    name="cas",
+    columns=(C.CAS,),
+    compute=compute_cas,
+    applies=_conditional,
+    config=CASConfig,
+    tables=("cas",),
+    description="classification accuracy score: a small classifier trained on the samples, tested on the test split",
+    directions={C.CAS: HIGHER},
+    reference=reference_cas,
+)
+MEMORISATION = ProbeSpec(
+    name="memorisation",
+    columns=C.MEMORISATION_COLUMNS,
+    compute=compute_memorisation,
+    config=MemorisationConfig,
+    tables=("memorisation",),
+    description="samples' nearest training images against unseen test images', in the judge's features and pixels",
+    directions={
+        C.MEMORISED_SHARE_DOMAIN: LOWER,
+        C.MEMORISED_SHARE_PIXEL: LOWER,
+        C.NN_RATIO_DOMAIN: NEITHER,
+        C.NN_RATIO_PIXEL: NEITHER,  # best near 1: below, closer to the training images than unseen images are
+    },
+    reference=reference_memorisation,
+)
+
+
 @hookimpl
 def ganbench_register_probes(register):
-    for spec in (STEERING, LABEL_SWAP, PATH_LENGTH):
+    for spec in (STEERING, LABEL_SWAP, PATH_LENGTH, CAS_SCORE, MEMORISATION):
         register(spec)

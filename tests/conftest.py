@@ -157,7 +157,10 @@ def ganbench_cli():
 
 # --- run directories for report tests ----------------------------------------------------------
 
-SMALL_PROBES = {"steering": {"latents": 4}, "path-length": {"samples": 50}, "label-swap": {"latents": 5}}
+SMALL_PROBES = {
+    "steering": {"latents": 4}, "path-length": {"samples": 50}, "label-swap": {"latents": 5},
+    "cas": {"samples": 200, "epochs": 1}, "memorisation": {"samples": 100},
+}  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Running probes on a trained variant: each one on its own seeded generator, a probe that
 raises or returns what the contract does not accept gives NaN and a note naming it (not a
-crash, and the other probes' values are unaffected), and the variant is frozen throughout."""
+crash, and the other probes' values are unaffected), and the variant is frozen throughout. The
+probes' references (their values on real data, for the ``real-data`` row) run the same way."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ganbench.evaluation.outputs import add_note, checked_values, picture_problem
-from ganbench.probes import ProbeContext, ProbeResult
+from ganbench.probes import ProbeContext, ProbeResult, ReferenceContext
 from ganbench.specs import ProbeSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,12 +56,13 @@ def probe_context(
     attributes: Attributes | None,
     judges: Judges,
     device: torch.device,
+    cache_dir: Path | None = None,
 ) -> ProbeContext:
     """What a probe of variant ``name`` gets in a run with ``seed``: a fresh generator seeded
     with ``seed + PROBE_SEED_OFFSET`` (so that adding a probe does not change another's latents)."""
     generator = torch.Generator(device=device).manual_seed(seed + PROBE_SEED_OFFSET)
     return ProbeContext(
-        name, seed, variant, spec, config, data, attributes, judges.judge, judges.steering, generator, device
+        name, seed, variant, spec, config, data, attributes, judges.judge, judges.steering, generator, device, cache_dir
     )
 
 
@@ -119,20 +122,51 @@ def run_probes(
             with probe.variant.frozen():
                 out = spec.compute(probe)
         except Exception as exc:
-            log.warning("probe %s failed on %s: %s: %s", spec.name, probe.name, type(exc).__name__, exc)
-            out = ProbeResult({}, notes={c: f"{spec.name} failed: {type(exc).__name__}: {exc}" for c in spec.columns})
-        checked = check_probe_output(spec, out)
-        outcome.values.update(checked.values)
-        for name, rows in checked.tables.items():
-            outcome.tables.setdefault(name, []).extend(rows)
-        if checked.pictures:
-            outcome.pictures[spec.name] = checked.pictures
-        for key, reason in checked.problems.items():
-            log.warning("probe %s on %s: %s: %s", spec.name, probe.name, key, reason)
-        for key, reason in checked.notes.items():
-            add_note(outcome.notes, key, reason)
+            out = _failed(spec, probe.name, exc)
+        _collect(outcome, spec, probe.name, out)
     outcome.seconds = time.perf_counter() - start
     return outcome
+
+
+def run_references(
+    probes: Sequence[tuple[ProbeSpec, Any]], context: Callable[[ProbeSpec, Any], ReferenceContext]
+) -> ProbeOutcome:
+    """The ``reference`` of every probe that has one, with its options: the values of the
+    ``real-data`` row (a probe without one leaves its columns out: NaN there), checked as a
+    variant's probe output is. Pictures are not kept: the row has no probe folder."""
+    outcome = ProbeOutcome()
+    start = time.perf_counter()
+    for spec, config in probes:
+        if spec.reference is None:
+            continue
+        try:
+            out = spec.reference(context(spec, config))
+        except Exception as exc:
+            out = _failed(spec, "real data", exc)
+        _collect(outcome, spec, "real data", out)
+    outcome.pictures.clear()
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def _failed(spec: ProbeSpec, name: str, exc: Exception) -> ProbeResult:
+    log.warning("probe %s failed on %s: %s: %s", spec.name, name, type(exc).__name__, exc)
+    return ProbeResult({}, notes={c: f"{spec.name} failed: {type(exc).__name__}: {exc}" for c in spec.columns})
+
+
+def _collect(outcome: ProbeOutcome, spec: ProbeSpec, name: str, out: Any) -> None:
+    """One probe's result, checked (:func:`check_probe_output`), into the outcome; each
+    departure from the contract is logged and noted in the row."""
+    checked = check_probe_output(spec, out)
+    outcome.values.update(checked.values)
+    for table, rows in checked.tables.items():
+        outcome.tables.setdefault(table, []).extend(rows)
+    if checked.pictures:
+        outcome.pictures[spec.name] = checked.pictures
+    for key, reason in checked.problems.items():
+        log.warning("probe %s on %s: %s: %s", spec.name, name, key, reason)
+    for key, reason in checked.notes.items():
+        add_note(outcome.notes, key, reason)
 
 
 def _table_problem(spec: ProbeSpec, name: Any, rows: Any) -> str | None:

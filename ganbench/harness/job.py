@@ -33,7 +33,7 @@ from ganbench.evaluation.classifier import HeldOutClassifier, WatchedFeatures
 from ganbench.evaluation.dinov2 import Dinov2Weights
 from ganbench.evaluation.fidelity import InceptionWeights, resolve_inception_weights
 from ganbench.evaluation.metrics import no_dinov2_weights
-from ganbench.evaluation.probing import ProbeOutcome, probe_context, run_probes
+from ganbench.evaluation.probing import PROBE_SEED_OFFSET, ProbeOutcome, probe_context, run_probes, run_references
 from ganbench.evaluation.sampling import EVAL_SEED_OFFSET
 from ganbench.harness import events as E
 from ganbench.harness.flops import train_step_flops
@@ -43,7 +43,7 @@ from ganbench.harness.progress import Progress
 from ganbench.harness.rundir import SAMPLING_TABLE, RunDir
 from ganbench.harness.seeding import seed_everything
 from ganbench.harness.trainer import LogPoint, Outcome, RunState, Trainer
-from ganbench.probes import ProbeContext
+from ganbench.probes import REFERENCE_SEED, ProbeContext, ReferenceContext
 from ganbench.specs import TASK_GENERATION, TASK_SUPER_RESOLUTION, MetricSpec, ProbeSpec
 from ganbench.superres import bicubic
 from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant, VariantContext
@@ -171,10 +171,27 @@ class JobEnv:
 
         def context(probe: ProbeSpec, config: Any) -> ProbeContext:
             return probe_context(
-                name, seed, variant, spec, config, self.splits, self.attributes, judges, self.plan.device
+                name, seed, variant, spec, config, self.splits, self.attributes, judges, self.plan.device,
+                self.plan.cache_dir,
             )
 
         return run_probes([(p.spec, p.config) for p in planned], context)
+
+    def probe_references(self) -> ProbeOutcome | None:
+        """The references (values on real data) of the run's probes that have one and apply
+        to one of its variants: the ``real-data`` row's probe values; None when there are none."""
+        planned = [p for p in self.plan.probes if p.spec.reference is not None and self.plan.probe_runs(p)]
+        if not planned:
+            return None
+        if self.judges is None:
+            raise RuntimeError("probes need the judges: the runner loads them when a probe applies")
+        judge, device = self.judges.judge, self.plan.device
+
+        def context(probe: ProbeSpec, config: Any) -> ReferenceContext:
+            generator = torch.Generator(device=device).manual_seed(REFERENCE_SEED + PROBE_SEED_OFFSET)
+            return ReferenceContext(REFERENCE_SEED, config, self.splits, judge, generator, device, self.plan.cache_dir)
+
+        return run_references([(p.spec, p.config) for p in planned], context)
 
     def sr_targets(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The high-resolution test images (and labels) every super-resolution evaluation uses."""
@@ -232,18 +249,22 @@ class JobEnv:
         return E.Row(row, per_class)
 
 
-def reference_rows(env: JobEnv) -> list[E.Row]:
+def reference_rows(env: JobEnv) -> list[E.Row | E.Table]:
     """The rows a run scores besides its variants: the train split as if generated (the floor
-    of the generation metrics), and for super-resolution the bicubic baseline per scale."""
-    rows = []
+    of the generation metrics; the probes' references fill its probe columns and tables), and
+    for super-resolution the bicubic baseline per scale. A row's tables come before it."""
+    rows: list[E.Row | E.Table] = []
     config, splits = env.plan.config, env.splits
     if env.plan.generates:
         n = min(config.eval_samples, splits.train_images.shape[0])
         idx = torch.randperm(splits.train_images.shape[0], generator=torch.Generator().manual_seed(0))[:n]
         samples, labels = splits.train_images[idx], splits.train_labels[idx]
         result = env.evaluate(C.REAL_DATA, TASK_GENERATION, samples, labels, final=True)
+        probes = env.probe_references()
+        if probes is not None:
+            rows += [E.Table(name, C.REAL_DATA, -1, 0, table) for name, table in probes.tables.items()]
         row = env.row(C.REAL_DATA, -1, RunState(), C.STATUS_REFERENCE, 0, f"{n} train-split images")
-        rows.append(env.scored_row(row, result))
+        rows.append(env.scored_row(row, result, probes))
     for scale in env.plan.sr_scales:
         name = f"{C.BICUBIC}-x{scale}"
         targets, labels = env.sr_targets()

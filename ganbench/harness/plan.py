@@ -80,10 +80,14 @@ class Plan:
         variant = self.variant(name).spec
         return [p for p in self.probes if p.spec.applies_to(variant)]
 
+    def probe_runs(self, probe: PlannedProbe) -> bool:
+        """Whether ``probe`` applies to one of the plan's variants."""
+        return any(probe.spec.applies_to(p.spec) for p in self.variants)
+
     @property
     def probed(self) -> bool:
         """Whether any probe runs in this plan (then the judges are needed)."""
-        return any(self.probes_for(p.spec.name) for p in self.variants)
+        return any(self.probe_runs(p) for p in self.probes)
 
     @property
     def columns(self) -> list[str]:

@@ -25,6 +25,7 @@ def run_args(cache_dir):
         "--log-every", "2", "--device", "cpu", "--no-download", "--cache-dir", cache_dir, "--resample",
         # every probe, small: its columns, tables and pictures are part of what must come out the same
         "--set", "steering.latents=4", "--set", "path-length.samples=50", "--set", "label-swap.latents=5",
+        "--set", "cas.samples=200", "--set", "cas.epochs=1", "--set", "memorisation.samples=100",
     ]  # fmt: skip
 
 

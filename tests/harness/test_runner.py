@@ -355,34 +355,69 @@ def test_a_third_party_probe_through_an_entry_point_produces_its_column(run_kwar
     assert -1 <= row.brightness <= 1 and row.status == C.STATUS_OK
 
 
-SMALL_PROBES = {"steering": {"latents": 8}, "path-length": {"samples": 100}, "label-swap": {"latents": 10}}
+SMALL_PROBES = {
+    "steering": {"latents": 8}, "path-length": {"samples": 100}, "label-swap": {"latents": 10},
+    "cas": {"samples": 300, "epochs": 1}, "memorisation": {"samples": 200},
+}  # fmt: skip
 
 
 @pytest.mark.slow
 def test_built_in_probes_run_at_the_final_evaluation_with_tables_and_pictures(run_kwargs):
     result = ganbench.run(variants="dcgan,cgan", set=SMALL_PROBES, **{**run_kwargs, "probes": None})
     frame = result.metrics[result.metrics.status == C.STATUS_OK].set_index(["variant", "eval_index"])
-    probe_columns = [*C.STEER_COLUMNS, *C.STEER_PLAIN_COLUMNS, C.PPL_DOMAIN]
+    probe_columns = [*C.STEER_COLUMNS, *C.STEER_PLAIN_COLUMNS, C.PPL_DOMAIN, *C.MEMORISATION_COLUMNS]
     for variant in ("dcgan", "cgan"):
         assert frame.loc[(variant, 1), probe_columns].isna().all()  # not at earlier evaluations
         final = frame.loc[(variant, 2)]
         assert final[probe_columns].notna().all() and final.probe_seconds > 0
         assert 0 <= final.steer_disentanglement <= 1 and 0 <= final.steer_success <= 1
-    assert math.isnan(frame.loc[("dcgan", 2), C.SWAP_CONSISTENCY])  # label swap: conditional variants only
-    assert 0 <= frame.loc[("cgan", 2), C.SWAP_CONSISTENCY] <= 1
+    for column in (C.SWAP_CONSISTENCY, C.CAS):  # label swap and CAS: conditional variants only
+        assert math.isnan(frame.loc[("dcgan", 2), column]) and 0 <= frame.loc[("cgan", 2), column] <= 1
     steering = pd.read_csv(result.run_dir / "steering.csv")
     per_variant = steering.groupby("variant").size().to_dict()
     assert per_variant == {"dcgan": (4 + 10) * 2, "cgan": 4 * 2}  # attributes (and classes when unconditional) x modes
     assert (steering.eval_index == 2).all()
     folder = result.run_dir / "probes" / "cgan-seed0"  # a folder per probe
-    assert sorted(p.name for p in folder.iterdir()) == ["label-swap", "steering"]
+    assert sorted(p.name for p in folder.iterdir()) == ["label-swap", "memorisation", "steering"]
     assert [p.name for p in (folder / "label-swap").iterdir()] == ["label-swap.png"]
+    assert [p.name for p in (folder / "memorisation").iterdir()] == ["memorisation.png"]
     assert sorted(p.name for p in (folder / "steering").iterdir()) == [
         f"steering-{a}.png" for a in ("area", "height", "ink", "width")
     ]
     record = json.loads((result.run_dir / CONFIG_JSON).read_text())
     assert record["judges"]["judge"]["mean_attribute_accuracy"] > 0.85
     assert record["probes"]["steering"]["config"]["latents"] == 8
+
+
+@pytest.mark.slow
+def test_the_real_data_row_holds_the_references_of_the_probes_that_have_one(run_kwargs, cache_dir, fashion):
+    """CAS and memorisation give the real-data row their value on real data (the classifier
+    trained on as many real training images; the held-out test half as samples) and their
+    tables' rows; the probes without a reference leave NaN there."""
+    from ganbench_plugins import probes as P
+
+    from ganbench.harness.job import PROBE_SEED_OFFSET
+    from ganbench.probes import REFERENCE_SEED, ReferenceContext
+
+    probes = ("cas", "memorisation", "path-length")
+    small = {name: SMALL_PROBES[name] for name in probes}
+    result = ganbench.run(variants="cgan", set=small, **{**run_kwargs, "probes": ",".join(probes)})
+    ref = result.metrics.set_index(C.VARIANT).loc[C.REAL_DATA]
+    generator = torch.Generator().manual_seed(REFERENCE_SEED + PROBE_SEED_OFFSET)
+    context = ReferenceContext(
+        REFERENCE_SEED, P.CASConfig(samples=300, epochs=1), fashion, None, generator, torch.device("cpu")
+    )
+    assert ref[C.CAS] == P.reference_cas(context).values[C.CAS]  # computed here, without the cache
+    assert 0.2 < ref[C.CAS] <= 1  # 300 real images, 5 steps: above chance (0.1)
+    assert all(0 <= ref[c] <= 0.1 for c in (C.MEMORISED_SHARE_DOMAIN, C.MEMORISED_SHARE_PIXEL))
+    assert all(0.9 < ref[c] < 1.1 for c in (C.NN_RATIO_DOMAIN, C.NN_RATIO_PIXEL))
+    assert math.isnan(ref[C.PPL_DOMAIN]) and ref.probe_seconds > 0
+    cas = pd.read_csv(result.run_dir / "cas.csv")
+    assert cas.groupby(C.VARIANT).size().to_dict() == {C.REAL_DATA: 10, "cgan": 10}
+    assert (cas[cas.variant == C.REAL_DATA].train_images == 30).all()  # 300 balanced over 10 classes
+    memorisation = pd.read_csv(result.run_dir / "memorisation.csv")
+    assert sorted(memorisation[memorisation.variant == C.REAL_DATA].space) == ["domain", "pixel"]
+    assert not (result.run_dir / "probes" / f"{C.REAL_DATA}-seed-1").exists()  # no pictures for the row
 
 
 @pytest.mark.slow

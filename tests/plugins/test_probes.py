@@ -120,13 +120,19 @@ def standardised(variant, labels, directions, scale):
     return scale * directions / std[:, None], -scale * mean / std
 
 
+BUILT_IN = ("steering", "label-swap", "path-length", "cas", "memorisation")
+
+
 def test_registered_probes_fill_the_probe_columns(registry):
-    probes = {name: registry.probe(name) for name in ("steering", "label-swap", "path-length")}
+    assert tuple(r.spec.name for r in registry.probes.values() if r.plugin == "ganbench.probes") == BUILT_IN
+    probes = {name: registry.probe(name) for name in BUILT_IN}
     assert tuple(c for p in probes.values() for c in p.columns) == C.PROBE_COLUMNS
     conditional = {name: p.applies_to(registry.variant("cgan")) for name, p in probes.items()}
     unconditional = {name: p.applies_to(registry.variant("dcgan")) for name, p in probes.items()}
-    assert conditional == {"steering": True, "label-swap": True, "path-length": True}
-    assert unconditional == {"steering": True, "label-swap": False, "path-length": True}
+    assert conditional == dict.fromkeys(BUILT_IN, True)
+    assert unconditional == {**conditional, "label-swap": False, "cas": False}
+    with_reference = {name for name, p in probes.items() if p.reference is not None}
+    assert with_reference == {"cas", "memorisation"}
 
 
 def test_penalised_steering_leaks_less_than_plain_on_the_same_latents(vivid, context):
