@@ -31,9 +31,13 @@ def _neighbourhoods(ev: Evaluation):
 def compute_domain(ev: Evaluation) -> dict[str, float]:
     from ganbench.evaluation.fidelity import domain_metrics
 
-    precision = _neighbourhoods(ev).precision
+    features = ev.features  # computed before the parts run at once
+
+    def precision() -> float:  # in the pass that density-coverage shares
+        return _neighbourhoods(ev).precision
+
     return domain_metrics(
-        ev.classifier, ev.features, ev.data.test_images, _real_name(ev), ev.cache_dir, ev.device, precision=precision
+        ev.classifier, features, ev.data.test_images, _real_name(ev), ev.cache_dir, ev.device, precision=precision
     )
 
 

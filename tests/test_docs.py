@@ -77,7 +77,7 @@ def test_plugins_md_documents_every_field_of_the_data_containers():
     for container in (DatasetSplits, Evaluation, MetricValues, ProbeResult, MetricSpec, ProbeSpec):
         rows = re.findall(rf"^\| `{container.__name__}` field \|.*?\n\n", text, flags=re.M | re.S)
         assert rows, f"docs/plugins.md has no table of {container.__name__}'s fields"
-        documented = set(re.findall(r"^\| `([a-z_]+)(?:\(\))?`(?:, `([a-z_]+)`)?", rows[0], flags=re.M))
+        documented = set(re.findall(r"^\| `([a-z0-9_]+)(?:\(\))?`(?:, `([a-z0-9_]+)`)?", rows[0], flags=re.M))
         names = {n for pair in documented for n in pair if n}
         public = {f.name for f in dataclasses.fields(container) if not f.name.startswith("_")}
         assert public <= names, f"{container.__name__}: {sorted(public - names)} undocumented"

@@ -25,7 +25,7 @@ from torch import nn
 
 from ganbench.data import DatasetSplits, to_float
 from ganbench.evaluation.cache import safe_load, short_reason
-from ganbench.evaluation.threads import metric_threads
+from ganbench.evaluation.threads import in_parallel, metric_threads
 from ganbench.files import atomic_write, build_lock
 
 log = logging.getLogger(__name__)
@@ -96,8 +96,14 @@ class HeldOutClassifier:
 
     @torch.no_grad()
     def _batched(self, fn, images: torch.Tensor) -> torch.Tensor:
+        # On the CPU the chunks run on the cores the pinned thread count leaves idle
+        # (threads.in_parallel): the same chunks, each on one thread, so the same values.
         with self._pinned():
-            return torch.cat([fn(chunk.to(self.device)).float().cpu() for chunk in images.split(EVAL_BATCH)])
+            chunks = images.split(EVAL_BATCH)
+            return torch.cat(in_parallel([functools.partial(self._chunk, fn, c) for c in chunks]))
+
+    def _chunk(self, fn, chunk: torch.Tensor) -> torch.Tensor:
+        return fn(chunk.to(self.device)).float().cpu()
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         return self._batched(self.net, images)
@@ -109,13 +115,13 @@ class HeldOutClassifier:
     def features_and_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both in one pass; the logits are bit for bit those of :meth:`logits` (the same chunks,
         and dropout is the identity in eval mode)."""
-        features, logits = [], []
+        def both(chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            f = self.net.features(chunk.to(self.device))
+            return f.float().cpu(), self.net.head(f).float().cpu()
+
         with self._pinned():
-            for chunk in images.split(EVAL_BATCH):
-                f = self.net.features(chunk.to(self.device))
-                features.append(f.float().cpu())
-                logits.append(self.net.head(f).float().cpu())
-        return torch.cat(features), torch.cat(logits)
+            pairs = in_parallel([functools.partial(both, c) for c in images.split(EVAL_BATCH)])
+        return torch.cat([f for f, _ in pairs]), torch.cat([lg for _, lg in pairs])
 
     @functools.cached_property
     def weights_sha256(self) -> str:

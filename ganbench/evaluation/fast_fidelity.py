@@ -129,6 +129,12 @@ def recall(generated: torch.Tensor, real: torch.Tensor, device: torch.device) ->
     return _coverage(real, generated, knn_radii(generated, device))
 
 
+def precision(generated: torch.Tensor, real: torch.Tensor, real_radii: torch.Tensor, device: torch.device) -> float:
+    """``prc_features_to_metric``'s precision (``save_cpu_ram=True``), with the real points' k-NN
+    radii given (computed by :func:`knn_radii` on the same device)."""
+    return _coverage(generated.to(device), real.to(device), real_radii.to(device))
+
+
 def precision_recall(
     generated: torch.Tensor, real: torch.Tensor, real_radii: torch.Tensor, device: torch.device
 ) -> tuple[float, float]:

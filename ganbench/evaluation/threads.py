@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 METRIC_THREADS = 1  # deterministic, and no slower on 2 cores (docs/performance.md)
+
+T = TypeVar("T")
 
 # BLAS limits are process-wide: two evaluations in threads of one process take turns.
 _LOCK = threading.RLock()
@@ -54,12 +57,33 @@ def metric_threads() -> Iterator[None]:
         before = torch.get_num_threads()
         with threadpool_limits(limits=METRIC_THREADS):
             torch.set_num_threads(METRIC_THREADS)
-            _inside.pinned = True
+            _inside.pinned, _inside.workers = True, before
             try:
                 yield
             finally:
-                _inside.pinned = False
+                _inside.pinned, _inside.workers = False, 1
                 torch.set_num_threads(before)
+
+
+def in_parallel(calls: Sequence[Callable[[], T]]) -> list[T]:
+    """The results of ``calls``, in order. Inside :func:`metric_threads` on a process that had
+    more than one torch thread, they run in that many Python threads at once, each on the one
+    pinned BLAS/torch thread: every operation is the single-threaded one whichever thread runs
+    it, so the values are those of running ``calls`` one after another, bit for bit, and the
+    fixed thread count costs the cores it leaves idle only where a computation cannot be split
+    this way. Elsewhere they run one after another. Grad mode is the caller's in each thread."""
+    workers = min(getattr(_inside, "workers", 1), len(calls)) if getattr(_inside, "pinned", False) else 1
+    if workers <= 1:
+        return [call() for call in calls]
+    grad = torch.is_grad_enabled()
+
+    def run(call: Callable[[], T]) -> T:
+        _inside.pinned, _inside.workers = True, 1  # a nested metric_threads() must not wait for the lock
+        with torch.set_grad_enabled(grad):
+            return call()
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ganbench-metric") as pool:
+        return list(pool.map(run, calls))
 
 
 def _short(path: str) -> str:

@@ -171,6 +171,7 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
         )
         for name in probe_names
     )
+    metric_options = {m.name: variant_config(m.name, m.config, config.set.get(m.name, {})) for m in metrics}
     dinov2 = _dinov2_weights(config)
     device = resolve_device(config.device)
     check_precision(config.precision, device)

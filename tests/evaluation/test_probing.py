@@ -37,7 +37,10 @@ def test_references_fill_their_columns_and_tables_and_a_failure_is_nan_with_a_no
     ]
     outcome = run_references(probes, _context)
     assert outcome.values["a"] == 0.5 and math.isnan(outcome.values["b"]) and "c" not in outcome.values
-    assert outcome.notes == {"b": "bad failed: RuntimeError: no data"}
+    # the failure is the failing probe's note; a reference that breaks the contract is noted as a
+    # variant's probe output is (undeclared table, a picture that is not a PNG)
+    assert outcome.notes["b"] == "bad failed: RuntimeError: no data"
+    assert "undeclared table 'stray'" in outcome.notes["probe good"] and set(outcome.notes) == {"b", "probe good"}
     assert outcome.tables == {"t": [{"x": 1}]} and outcome.pictures == {} and seen == [0]
 
 

@@ -15,7 +15,7 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from ganbench.evaluation.fidelity import domain_metrics
-from ganbench.evaluation.threads import METRIC_THREADS, metric_threads, thread_record
+from ganbench.evaluation.threads import METRIC_THREADS, in_parallel, metric_threads, thread_record
 
 COMBINATIONS = list(itertools.product((1, 2), (1, 2)))  # (BLAS threads, torch threads)
 
@@ -57,6 +57,39 @@ def test_metric_threads_restores_them_when_the_body_raises(torch_threads):
     with pytest.raises(ZeroDivisionError), metric_threads():
         1 / 0
     assert torch.get_num_threads() == 2
+
+
+def test_in_parallel_uses_the_cores_the_pinned_count_leaves_and_keeps_order_and_grad_mode(torch_threads):
+    import threading
+
+    def probe(i):
+        def call():
+            with metric_threads():  # nested in a worker: already pinned, must not wait for the lock
+                return i, threading.current_thread().name, torch.is_grad_enabled(), torch.get_num_threads()
+
+        return call
+
+    torch_threads(2)
+    outside = in_parallel([probe(i) for i in range(4)])  # not pinned: one after another, here
+    assert {name for _, name, _, _ in outside} == {threading.current_thread().name}
+    with metric_threads(), torch.no_grad():
+        inside = in_parallel([probe(i) for i in range(4)])
+    assert [i for i, *_ in inside] == [0, 1, 2, 3]
+    assert all(name.startswith("ganbench-metric") for _, name, _, _ in inside)
+    assert not any(grad for *_, grad, _ in inside) and {n for *_, n in inside} == {METRIC_THREADS}
+    torch_threads(1)
+    with metric_threads():  # a process on one thread gets no second one
+        assert {name for _, name, _, _ in in_parallel([probe(i) for i in range(2)])} == {threading.current_thread().name}
+
+
+def test_in_parallel_raises_what_a_call_raises(torch_threads):
+    torch_threads(2)
+
+    def fails():
+        raise ValueError("no")
+
+    with pytest.raises(ValueError, match="no"), metric_threads():
+        in_parallel([lambda: 1, fails])
 
 
 def test_the_thread_record_names_each_blas_and_the_fixed_count():
