@@ -34,8 +34,14 @@ VERDICT_COLUMNS = (
     "p_improvement", "p_value", "p_holm", "pairs", "decided", "winner", "loser", "effect_size", "seeds_needed",
     "detectable_difference", "sentence",
 )  # fmt: skip
-# The metrics a report and the console decide on: one per concern, each with a direction.
-MAIN = (C.FID_DOMAIN, C.KID_DOMAIN, C.CLASS_CONSISTENCY, C.PSNR, C.STEER_DISENTANGLEMENT, C.TRAIN_IMG_PER_S)
+# The metrics a report and the console decide on: one per concern, each with a direction
+# (distance to the data, fidelity and diversity apart, per-class quality, the labels obeyed,
+# usefulness as training data, copies of the training set, super-resolution, the latent space,
+# speed). The report adds every other column with a direction that the leaderboard does not name.
+MAIN = (
+    C.FID_DOMAIN, C.KID_DOMAIN, C.DENSITY_DOMAIN, C.COVERAGE_DOMAIN, C.IFID_DOMAIN, C.CLASS_CONSISTENCY, C.CAS,
+    C.MEMORISED_SHARE_DOMAIN, C.PSNR, C.STEER_DISENTANGLEMENT, C.TRAIN_IMG_PER_S,
+)  # fmt: skip
 SEEDS_COLUMNS = ("metric", "a", "b", "n_a", "n_b", "difference", "pooled_sd", "effect_size", "alpha", "seeds_needed",
                  "detectable_difference")  # fmt: skip
 
