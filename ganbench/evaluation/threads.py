@@ -18,6 +18,10 @@ features differed in their last bits on 1 and 2 torch threads, which the AMD EPY
 before it had not shown (``tests/evaluation/test_threads.py`` checks both). Inception's forward pass keeps the process's
 threads: it is several times slower on one, and ``fid_inception`` is compared at equal thread
 counts only.
+
+The fixed count would leave the other cores idle: :func:`in_parallel` runs independent pieces
+(the classifier's chunks, the domain metrics' parts) on as many Python threads as the process
+had torch threads, each on the one pinned thread, with the same values as one after another.
 """
 
 from __future__ import annotations
