@@ -38,6 +38,9 @@ GROUPS = {
         C.STEER_SUCCESS, C.STEER_GAIN, C.STEER_LEAKAGE, C.STEER_DISENTANGLEMENT, C.STEER_VERIFIED_GAIN,
         C.SWAP_CONSISTENCY, C.PPL_DOMAIN,
     ),
+    "samples as data": (
+        C.CAS, C.MEMORISED_SHARE_DOMAIN, C.MEMORISED_SHARE_PIXEL, C.NN_RATIO_DOMAIN, C.NN_RATIO_PIXEL,
+    ),
     "cost": (C.TRAIN_FLOPS, C.TRAIN_IMG_PER_S, C.GEN_IMG_PER_S, C.PEAK_MEM_MB, C.STEP),
 }  # fmt: skip
 LEADERBOARD = tuple(c for group in GROUPS.values() for c in group)
@@ -369,8 +372,9 @@ def verdict_section(
                 "A − B": undecided["difference"].map(_num),
                 "seed sd": undecided["pooled_sd"].map(_num),
                 "seeds needed each": [
-                    _seeds_needed(n, sd, e) for n, sd, e in zip(undecided["seeds_needed"], undecided["pooled_sd"],
-                                                                undecided["effect_size"])
+                    _seeds_needed(n, sd, e, d)
+                    for n, sd, e, d in zip(undecided["seeds_needed"], undecided["pooled_sd"],
+                                           undecided["effect_size"], undecided["difference"])
                 ],
                 "detectable now": [_detectable(d) for d in undecided["detectable_difference"]],
             }
@@ -430,13 +434,13 @@ def change_section(
     return section
 
 
-def _seeds_needed(n: float, sd: float, effect: float) -> str:
+def _seeds_needed(n: float, sd: float, effect: float, difference: float = math.nan) -> str:
     if math.isfinite(n):
         return str(int(n))
+    if effect == 0 or difference == 0:  # 0 / 0 when every seed of both has the same value
+        return "none can: equal means"
     if not sd == sd:
         return "unknown (no spread yet)"
-    if effect == 0:
-        return "none can: equal means"
     return f"> {verdicts.P.MAX_SEEDS:,}"
 
 

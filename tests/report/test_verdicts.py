@@ -220,3 +220,13 @@ def test_eight_seeds_a_side_get_the_exact_p_value_not_a_sampled_one():
     assert separated.iloc[0]["p_value"] == pytest.approx(2 / 12870, rel=1e-12)
     tied = finals({"a": [0, 1, 1, 2, 3, 4, 5, 6], "b": [10, 11, 11, 12, 13, 14, 15, 16]})
     assert verdicts.verdicts(tied, ["a", "b"], [C.FID_DOMAIN]).iloc[0]["p_value"] == pytest.approx(2 / 12870)
+
+
+def test_two_variants_with_the_same_constant_value_need_no_seeds_not_infinitely_many():
+    """Every seed of both at 0 (no memorised sample anywhere): the table says the means are equal,
+    not "> 100,000" seeds (the effect size is 0 / 0 there)."""
+    from ganbench.report.render import _seeds_needed
+
+    assert _seeds_needed(math.nan, 0.0, math.nan, 0.0) == "none can: equal means"
+    assert _seeds_needed(math.nan, 0.1, 1e-6, 1e-7) == f"> {power.MAX_SEEDS:,}"
+    assert _seeds_needed(math.nan, math.nan, math.nan, 0.5) == "unknown (no spread yet)"
