@@ -17,14 +17,17 @@ from torch import nn
 
 from ganbench.conditioning import ImageConditioning, LatentConditioning
 from ganbench.data import Batch, BatchSource
-from ganbench.hparams import AtLeast, BatchSize, Choice, Interval, LogUniform, Positive, Uniform, hparam
+from ganbench.hparams import AtLeast, BatchSize, Choice, Interval, IntUniform, LogUniform, Positive, Uniform, hparam
 from ganbench.losses import GANLoss
 from ganbench.networks import ConditionalGenerator, DCGANGenerator, DCGANTrunk, Discriminator, dcgan_init
+from ganbench.normalization import apply_spectral_norm
 from ganbench.variant import GenerativeVariant, VariantContext, frozen
 
 # penalty(critic, real_inputs, fake_inputs) -> scalar added to the critic loss, where critic
-# maps conditioned discriminator inputs to the "adv" output.
-Penalty = Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, torch.Tensor], torch.Tensor]
+# maps conditioned discriminator inputs to the "adv" output. A penalty with a true
+# `takes_labels` attribute is called penalty(critic, real_inputs, fake_inputs, real_labels,
+# fake_labels) and may call critic(inputs, labels): D's whole output, a projection term included.
+Penalty = Callable[..., torch.Tensor]
 # constraint(discriminator), applied after every critic update (e.g. weight clipping).
 Constraint = Callable[[nn.Module], None]
 
@@ -54,7 +57,43 @@ class GANConfig:
     d_width: int = hparam(64, valid=AtLeast(1))
 
 
+# Discriminator normalisations the kit's variants accept: batch norm is not among them (it
+# couples a batch's samples, which per-sample penalties such as R1 assume independent, and
+# its division by the batch's spread undoes the Lipschitz bound spectral norm gives).
+KIT_D_NORMS = ("spectral", "layer", "none")
+
+
+@dataclass(frozen=True)
+class KitConfig(GANConfig):
+    """GANConfig plus the variant kit's network options (sngan, cgan-pd, r1gan).
+
+    ``d_norm``: "spectral" (spectral norm on every convolution and linear layer of D, no norm
+    layers), "layer" or "none"; ``g_spectral``: spectral norm on G's layers too (as SAGAN and
+    BigGAN do); ``critic_steps``: D updates per G update (n_dis).
+    """
+
+    d_norm: str = "spectral"
+    g_spectral: bool = False
+    critic_steps: int = hparam(1, search=IntUniform(1, 5), valid=AtLeast(1))
+
+    def __post_init__(self):
+        if self.d_norm not in KIT_D_NORMS:
+            why = "batch norm conflicts with spectral norm and per-sample penalties" if self.d_norm == "batch" else "unknown"
+            raise ValueError(f"d_norm {self.d_norm!r}: {why}; accepted: {', '.join(KIT_D_NORMS)}")
+
+
 class AdversarialVariant(GenerativeVariant):
+    """The shared training step, built from parts (see the module docstring).
+
+    To bring your own networks, override :meth:`build_generator` and/or
+    :meth:`build_discriminator` (and :meth:`init_weights` for another init): they are called
+    in ``__init__`` before spectral norm is applied and before the optimisers are built, and
+    everything else (devices, the fast path, FLOP counting, checkpoints) works as for the
+    DCGAN networks. The generator is called as ``G(z, labels)``; the discriminator must offer
+    ``condition(images, labels)``, ``score(inputs, labels)`` (``{head: output}``) and
+    ``forward(images, labels)``, as :class:`ganbench.networks.Discriminator` does.
+    """
+
     def __init__(
         self,
         context: VariantContext,
@@ -68,40 +107,68 @@ class AdversarialVariant(GenerativeVariant):
         critic_steps: int = 1,
         penalty: Penalty | None = None,
         constraint: Constraint | None = None,
+        projection: bool = False,
+        g_spectral: bool = False,
+        class_bn: bool = False,
     ) -> None:
         super().__init__(context, config)
+        self.class_bn = class_bn  # read by build_generator
         latent = latent or LatentConditioning()
         image = image or ImageConditioning()
-        channels = context.image_shape[0]
         self.z_dim = config.z_dim
-        if latent.uses_labels != context.conditional:
-            raise ValueError(
-                f"{type(self).__name__}: its spec says conditional={context.conditional}, but its latent "
-                f"conditioning {type(latent).__name__} {'uses' if latent.uses_labels else 'ignores'} labels"
-            )
         self.loss = loss
         self.critic_steps = critic_steps
         self.penalty = penalty
         self.constraint = constraint
-        self.generator = ConditionalGenerator(
-            latent, DCGANGenerator(latent.out_dim(config.z_dim), context.image_shape, config.g_width)
+        self.generator = self.build_generator(latent)
+        uses_labels = getattr(self.generator, "uses_labels", latent.uses_labels)
+        if uses_labels != context.conditional:
+            raise ValueError(
+                f"{type(self).__name__}: its spec says conditional={context.conditional}, but its generator "
+                f"({type(latent).__name__} conditioning) {'uses' if uses_labels else 'ignores'} labels"
+            )
+        self.discriminator = self.build_discriminator(
+            image, dict(heads or {"adv": 1}), d_norm, context.num_classes if projection else None
         )
-        self.discriminator = Discriminator(
-            image,
-            DCGANTrunk(image.out_channels(channels), context.image_shape, config.d_width, d_norm),
-            heads or {"adv": 1},
-        )
+        spectral = {self.generator: g_spectral, self.discriminator: d_norm == "spectral"}
         for net in (self.generator, self.discriminator):
-            dcgan_init(net)
+            self.init_weights(net)
+            if spectral[net]:  # after init (the power iteration starts from the initial weights)
+                apply_spectral_norm(net, embeddings=net is self.discriminator)
             net.to(context.device)
-        self.accelerate(self.generator)
+        self.accelerate(self.generator, compile=context.compile and not g_spectral)
         self.accelerate(self.discriminator, compile=False)
         # train_step calls D.condition and D.score, which bypass D's own (compiled) forward: its
         # trunk, the convolutions, is what gets compiled. Not under a penalty: compiled graphs
-        # cannot take the double backward of a gradient penalty.
-        self.accelerate(self.discriminator.trunk, compile=context.compile and penalty is None)
+        # cannot take the double backward of a gradient penalty. Not spectrally normalised
+        # either: the power iteration's in-place buffer updates are not worth the risk.
+        compile_trunk = context.compile and penalty is None and not spectral[self.discriminator]
+        self.accelerate(self.discriminator.trunk, compile=compile_trunk)
+        # Built last: every parameter (spectral norm's reparametrised weights included) is final.
         self.opt_g = self.make_optimizer(self.generator.parameters(), config.lr_g)
         self.opt_d = self.make_optimizer(self.discriminator.parameters(), config.lr_d)
+
+    def build_generator(self, latent: LatentConditioning) -> nn.Module:
+        """G(z, labels) -> images in [-1, 1]: the DCGAN generator behind ``latent`` (with
+        class-conditional batch norm when built with ``class_bn=True``)."""
+        classes = self.context.num_classes if self.class_bn else None
+        backbone = DCGANGenerator(
+            latent.out_dim(self.config.z_dim), self.context.image_shape, self.config.g_width, classes
+        )
+        return ConditionalGenerator(latent, backbone)
+
+    def build_discriminator(
+        self, image: ImageConditioning, heads: dict[str, int], d_norm: str, projection: int | None
+    ) -> nn.Module:
+        """D: ``image`` conditioning, the DCGAN trunk, linear ``heads``, and a projection head
+        over ``projection`` classes when it is not None. ``d_norm="spectral"`` is applied by
+        the caller, after :meth:`init_weights`."""
+        trunk = DCGANTrunk(image.out_channels(self.context.image_shape[0]), self.context.image_shape,
+                           self.config.d_width, d_norm)
+        return Discriminator(image, trunk, heads, projection)
+
+    def init_weights(self, net: nn.Module) -> None:
+        dcgan_init(net)
 
     def make_optimizer(self, params, lr: float) -> torch.optim.Optimizer:
         # foreach: one multi-tensor kernel per update op instead of a loop over parameters (the
@@ -127,11 +194,12 @@ class AdversarialVariant(GenerativeVariant):
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return self.generator(z, labels)
 
-    def critic(self, inputs: torch.Tensor) -> torch.Tensor:
-        """D's ``adv`` score of conditioned inputs, under the run's autocast, in fp32: what a
-        penalty differentiates (its autograd.grad runs outside autocast, as AMP advises)."""
+    def critic(self, inputs: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """D's ``adv`` score of conditioned inputs (a projection term included, given the
+        labels), under the run's autocast, in fp32: what a penalty differentiates (its
+        autograd.grad runs outside autocast, as AMP advises)."""
         with self.autocast():
-            return self.discriminator.score(inputs)["adv"].float()
+            return self.discriminator.score(inputs, labels)["adv"].float()
 
     def train_step(self, data: BatchSource) -> dict[str, torch.Tensor]:
         # Forward passes and losses run under self.autocast() (a no-op under fp32); head
@@ -146,8 +214,13 @@ class AdversarialVariant(GenerativeVariant):
                     fake = G(self.sample_latent(len(real)), fake_labels)
                 real_in = D.condition(real.images, real.labels)
                 fake_in = D.condition(fake.detach(), fake_labels)
-                d_loss = self.loss.d_loss(_fp32(D.score(real_in)), _fp32(D.score(fake_in)), real.labels, fake_labels)
-            if self.penalty is not None:
+                real_out, fake_out = _fp32(D.score(real_in, real.labels)), _fp32(D.score(fake_in, fake_labels))
+                d_loss = self.loss.d_loss(real_out, fake_out, real.labels, fake_labels)
+            if self.penalty is None:
+                pass
+            elif getattr(self.penalty, "takes_labels", False):
+                d_loss = d_loss + self.penalty(self.critic, real_in, fake_in, real.labels, fake_labels)
+            else:
                 d_loss = d_loss + self.penalty(self.critic, real_in, fake_in)
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()

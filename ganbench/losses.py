@@ -119,3 +119,75 @@ class GradientPenalty:
 
     def __call__(self, critic, real, fake):
         return gradient_penalty(critic, real, fake, self.weight)
+
+
+def hinge_d_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Hinge loss for D (Lim & Ye 2017; Miyato et al. 2018): E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]."""
+    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+
+
+def hinge_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    return -fake_scores.mean()
+
+
+class Hinge:
+    """The hinge loss on head ``adv`` (SNGAN's and the projection discriminator's loss)."""
+
+    def d_loss(self, real, fake, real_labels, fake_labels):
+        return hinge_d_loss(real["adv"], fake["adv"])
+
+    def g_loss(self, fake, fake_labels):
+        return hinge_g_loss(fake["adv"])
+
+
+def gradient_norm_penalty(
+    critic: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+    inputs: torch.Tensor,
+    labels: torch.Tensor | None,
+    weight: float,
+) -> torch.Tensor:
+    """``weight / 2 * E[||grad_x critic(x, y)||^2]`` at the given inputs (Mescheder et al. 2018):
+    the squared norm over every input channel, of the full discriminator output (a projection
+    term included: ``critic`` takes the labels)."""
+    x = inputs.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x, labels).sum(), x, create_graph=True)
+    return weight / 2 * grad.flatten(1).pow(2).sum(1).mean()
+
+
+class R1Penalty:
+    """R1 (Mescheder et al. 2018): the squared gradient norm of D on real inputs, weight
+    gamma/2. ``takes_labels``: called with the real and fake labels, and a critic over
+    (inputs, labels), so the penalty sees D's whole output."""
+
+    takes_labels = True
+
+    def __init__(self, gamma: float = 10.0) -> None:
+        self.gamma = gamma
+
+    def __call__(self, critic, real, fake, real_labels=None, fake_labels=None):
+        return gradient_norm_penalty(critic, real, real_labels, self.gamma)
+
+
+class R2Penalty(R1Penalty):
+    """R2 (Mescheder et al. 2018): the same penalty on generated inputs."""
+
+    def __call__(self, critic, real, fake, real_labels=None, fake_labels=None):
+        return gradient_norm_penalty(critic, fake, fake_labels, self.gamma)
+
+
+class PenaltySum:
+    """Several penalties added together (e.g. R1 + R2); each sees the labels if it takes them."""
+
+    takes_labels = True
+
+    def __init__(self, *terms) -> None:
+        self.terms = terms
+
+    def __call__(self, critic, real, fake, real_labels=None, fake_labels=None):
+        total = 0
+        for t in self.terms:
+            if getattr(t, "takes_labels", False):
+                total = total + t(critic, real, fake, real_labels, fake_labels)
+            else:
+                total = total + t(lambda x: critic(x, None), real, fake)
+        return total

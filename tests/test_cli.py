@@ -81,7 +81,7 @@ def test_run_end_to_end(tmp_path, cache_dir, ganbench):
     [
         (
             ["run", "--variants", "nope"],
-            "unknown variant 'nope'; accepted: acgan, cgan, cgan-wgangp, dcgan, srgan, wgan, wgan-gp",
+            "unknown variant 'nope'; accepted: acgan, cgan, cgan-pd, cgan-wgangp, dcgan, r1gan, sngan, srgan, wgan, wgan-gp",
         ),
         (["run", "--variants", "cgan", "--budget", "ten"], "budget 'ten' is not understood; accepted:"),
         (["run", "--variants", "cgan", "--set", "cgan.lr_g"], "accepted: VARIANT.KEY=VALUE"),

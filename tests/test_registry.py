@@ -127,7 +127,7 @@ def test_a_missing_plugin_file_is_reported(tmp_path):
 
 def test_unknown_names_list_what_is_accepted(registry):
     with pytest.raises(
-        UsageError, match=r"unknown variant 'nope'; accepted: acgan, cgan, cgan-wgangp, dcgan, srgan, wgan, wgan-gp"
+        UsageError, match=r"unknown variant 'nope'; accepted: acgan, cgan, cgan-pd, cgan-wgangp, dcgan, r1gan, sngan, srgan, wgan, wgan-gp"
     ):
         registry.variant("nope")
     with pytest.raises(UsageError, match=r"unknown dataset 'cifar'; accepted: .*fashion-mnist"):

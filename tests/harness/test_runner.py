@@ -160,7 +160,7 @@ def test_plugins_through_every_hook_run_end_to_end(run_kwargs, fixtures_dir):
     [
         (
             {"variants": "cgan,nope"},
-            "unknown variant 'nope'; accepted: acgan, cgan, cgan-wgangp, dcgan, srgan, wgan, wgan-gp",
+            "unknown variant 'nope'; accepted: acgan, cgan, cgan-pd, cgan-wgangp, dcgan, r1gan, sngan, srgan, wgan, wgan-gp",
         ),
         ({"variants": ""}, "no variants given"),
         ({"variants": "cgan", "dataset": "cifar"}, "unknown dataset 'cifar'"),
