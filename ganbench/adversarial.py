@@ -21,6 +21,7 @@ from ganbench.hparams import AtLeast, BatchSize, Choice, Interval, IntUniform, L
 from ganbench.losses import GANLoss
 from ganbench.networks import ConditionalGenerator, DCGANGenerator, DCGANTrunk, Discriminator, dcgan_init
 from ganbench.normalization import apply_spectral_norm
+from ganbench.resnet import ARCHS, ResNetGenerator, ResNetTrunk, check_resnet_shape, resnet_init
 from ganbench.variant import GenerativeVariant, VariantContext, frozen
 
 # penalty(critic, real_inputs, fake_inputs) -> scalar added to the critic loss, where critic
@@ -67,16 +68,25 @@ KIT_D_NORMS = ("spectral", "layer", "none")
 class KitConfig(GANConfig):
     """GANConfig plus the variant kit's network options (sngan, cgan-pd, r1gan).
 
-    ``d_norm``: "spectral" (spectral norm on every convolution and linear layer of D, no norm
+    ``arch``: "dcgan" (:mod:`ganbench.networks`) or "resnet" (:mod:`ganbench.resnet`, at 32x32
+    and 64x64 only); ``d_norm``: "spectral" (spectral norm on every convolution and linear layer of D, no norm
     layers), "layer" or "none"; ``g_spectral``: spectral norm on G's layers too (as SAGAN and
     BigGAN do); ``critic_steps``: D updates per G update (n_dis).
     """
 
+    arch: str = "dcgan"  # or "resnet" (32x32 and 64x64 images): ganbench.resnet
     d_norm: str = "spectral"
     g_spectral: bool = False
     critic_steps: int = hparam(1, search=IntUniform(1, 5), valid=AtLeast(1))
 
+    def check_image_shape(self, image_shape: tuple[int, int, int]) -> None:
+        """ValueError when ``arch`` cannot build networks for images of ``image_shape`` (C, H, W)."""
+        if self.arch == "resnet":
+            check_resnet_shape(image_shape)
+
     def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch {self.arch!r} is unknown; accepted: {', '.join(ARCHS)}")
         if self.d_norm not in KIT_D_NORMS:
             why = "batch norm conflicts with spectral norm and per-sample penalties" if self.d_norm == "batch" else "unknown"
             raise ValueError(f"d_norm {self.d_norm!r}: {why}; accepted: {', '.join(KIT_D_NORMS)}")
@@ -110,9 +120,15 @@ class AdversarialVariant(GenerativeVariant):
         projection: bool = False,
         g_spectral: bool = False,
         class_bn: bool = False,
+        arch: str = "dcgan",
     ) -> None:
         super().__init__(context, config)
-        self.class_bn = class_bn  # read by build_generator
+        if arch not in ARCHS:
+            raise ValueError(f"arch {arch!r} is unknown; accepted: {', '.join(ARCHS)}")
+        if arch == "resnet":
+            check_resnet_shape(context.image_shape)
+        self.arch = arch  # read by build_generator, build_discriminator and init_weights
+        self.class_bn = class_bn
         latent = latent or LatentConditioning()
         image = image or ImageConditioning()
         self.z_dim = config.z_dim
@@ -149,26 +165,25 @@ class AdversarialVariant(GenerativeVariant):
         self.opt_d = self.make_optimizer(self.discriminator.parameters(), config.lr_d)
 
     def build_generator(self, latent: LatentConditioning) -> nn.Module:
-        """G(z, labels) -> images in [-1, 1]: the DCGAN generator behind ``latent`` (with
-        class-conditional batch norm when built with ``class_bn=True``)."""
+        """G(z, labels) -> images in [-1, 1]: the DCGAN (or ResNet) generator behind
+        ``latent``, with class-conditional batch norm when built with ``class_bn=True``."""
         classes = self.context.num_classes if self.class_bn else None
-        backbone = DCGANGenerator(
-            latent.out_dim(self.config.z_dim), self.context.image_shape, self.config.g_width, classes
-        )
+        network = ResNetGenerator if self.arch == "resnet" else DCGANGenerator
+        backbone = network(latent.out_dim(self.config.z_dim), self.context.image_shape, self.config.g_width, classes)
         return ConditionalGenerator(latent, backbone)
 
     def build_discriminator(
         self, image: ImageConditioning, heads: dict[str, int], d_norm: str, projection: int | None
     ) -> nn.Module:
-        """D: ``image`` conditioning, the DCGAN trunk, linear ``heads``, and a projection head
+        """D: ``image`` conditioning, the DCGAN (or ResNet) trunk, linear ``heads``, and a projection head
         over ``projection`` classes when it is not None. ``d_norm="spectral"`` is applied by
         the caller, after :meth:`init_weights`."""
-        trunk = DCGANTrunk(image.out_channels(self.context.image_shape[0]), self.context.image_shape,
-                           self.config.d_width, d_norm)
+        network = ResNetTrunk if self.arch == "resnet" else DCGANTrunk
+        trunk = network(image.out_channels(self.context.image_shape[0]), self.context.image_shape, self.config.d_width, d_norm)
         return Discriminator(image, trunk, heads, projection)
 
     def init_weights(self, net: nn.Module) -> None:
-        dcgan_init(net)
+        (resnet_init if self.arch == "resnet" else dcgan_init)(net)
 
     def make_optimizer(self, params, lr: float) -> torch.optim.Optimizer:
         # foreach: one multi-tensor kernel per update op instead of a loop over parameters (the

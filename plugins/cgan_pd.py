@@ -30,6 +30,7 @@ class CGANPD(AdversarialVariant):
             d_norm=config.d_norm,
             g_spectral=config.g_spectral,
             critic_steps=config.critic_steps,
+            arch=config.arch,
             class_bn=True,
             projection=True,
         )

@@ -37,6 +37,7 @@ class R1GAN(AdversarialVariant):
             d_norm=config.d_norm,
             g_spectral=config.g_spectral,
             critic_steps=config.critic_steps,
+            arch=config.arch,
             penalty=terms[0] if len(terms) == 1 else PenaltySum(*terms),
         )
 

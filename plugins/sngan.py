@@ -34,6 +34,7 @@ class SNGAN(AdversarialVariant):
             d_norm=config.d_norm,
             g_spectral=config.g_spectral,
             critic_steps=config.critic_steps,
+            arch=config.arch,
         )
 
 

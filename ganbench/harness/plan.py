@@ -220,6 +220,19 @@ def check_batch_sizes(plan: Plan, train_size: int) -> None:
             )
 
 
+def check_image_shapes(plan: Plan, image_shape: tuple[int, int, int]) -> None:
+    """Every variant's config that declares ``check_image_shape`` (e.g. an ``arch`` that
+    supports some image sizes only) accepts the dataset's images: UsageError otherwise."""
+    for p in plan.variants:
+        check = getattr(p.config, "check_image_shape", None)
+        if check is None:
+            continue
+        try:
+            check(tuple(image_shape))
+        except ValueError as exc:
+            raise UsageError(f"{p.spec.name} on {plan.dataset.name}: {exc}") from None
+
+
 def _probe_names(config: RunConfig, registry: Registry) -> list[str]:
     if config.probes is None:
         return list(registry.probes)

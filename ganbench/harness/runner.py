@@ -32,7 +32,7 @@ from ganbench.evaluation.judges import load_or_train_judges
 from ganbench.harness import rundir as R
 from ganbench.harness.executor import Executor, LocalExecutor
 from ganbench.harness.job import Job, JobEnv, load_checkpoint, reference_keys, reference_rows, run_fingerprint
-from ganbench.harness.plan import Plan, check_batch_sizes, plan_run
+from ganbench.harness.plan import Plan, check_batch_sizes, check_image_shapes, plan_run
 from ganbench.harness.provenance import classifier_record, config_record, with_step_flops
 from ganbench.harness.writer import DONE_STATUSES, ResultsWriter, final_rows, format_summary
 from ganbench.registry import Registry, load_registry
@@ -196,6 +196,7 @@ def run(
         # --holdout: training images stand in for the test split, which this run never reads
         scored = hold_out(splits, config.holdout) if config.holdout else splits
         check_batch_sizes(plan, scored.train_images.shape[0])  # bad input: refused before config.json is written
+        check_image_shapes(plan, splits.image_shape)
         classifier = load_or_train(splits, plan.cache_dir, plan.device)
         attributes = dataset_attributes(plan.dataset, splits)
         judges = (
