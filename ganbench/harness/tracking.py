@@ -184,11 +184,11 @@ class TensorBoardTracker:
             writer.add_scalar(tag, value, step)
 
     def image(self, job: str, step: int, png: bytes) -> None:
-        import torch
-        from torchvision.io import decode_png
+        import numpy as np
+        from PIL import Image
 
-        picture = decode_png(torch.frombuffer(bytearray(png), dtype=torch.uint8))
-        self.writers[job].add_image("samples", picture, step, dataformats="CHW")
+        picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        self.writers[job].add_image("samples", picture, step, dataformats="HWC")
 
     def flush(self) -> None:
         for writer in self.writers.values():
