@@ -269,6 +269,9 @@ def _run_jobs(
                 break
         executor.run(jobs, handle)
     except KeyboardInterrupt as exc:
+        if tracking is not None:
+            tracking.close(interrupted=True)
+            tracking = None
         raise RunInterrupted(plan.run_dir) from exc
     finally:
         metrics, summary = writer.finish()

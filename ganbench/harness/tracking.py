@@ -75,7 +75,7 @@ class Tracker(Protocol):
 
     def end_job(self, job: str, status: str) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self, interrupted: bool) -> None: ...
 
 
 def flat_params(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -115,6 +115,15 @@ class Tracking:
                 self.trackers.remove(tracker)
 
     def handle(self, event: E.Event) -> None:
+        try:
+            self._handle(event)
+        except Exception as exc:  # reading the event itself: no tracker can go on reliably
+            if self.trackers:
+                names = ",".join(t.name for t in self.trackers)
+                log.warning("--track %s stopped tracking this run: %s", names, describe(exc))
+            self.trackers = []
+
+    def _handle(self, event: E.Event) -> None:
         if isinstance(event, E.JobStarted):
             params = self.job_params(event.variant)
             job = job_name(event.variant, event.seed)
@@ -140,8 +149,8 @@ class Tracking:
         if values:
             self._each(lambda t: t.scalars(job, step, values))
 
-    def close(self) -> None:
-        self._each(lambda t: t.close())
+    def close(self, interrupted: bool = False) -> None:
+        self._each(lambda t: t.close(interrupted))
 
 
 def _finite(value: Any) -> bool:
@@ -199,7 +208,7 @@ class TensorBoardTracker:
         if writer is not None:
             writer.close()
 
-    def close(self) -> None:
+    def close(self, interrupted: bool = False) -> None:
         for job in list(self.writers):
             self.end_job(job, "")
 
@@ -221,10 +230,13 @@ class MlflowTracker:
         self.run_dir = Path(run_dir)
         self.uri = uri or f"sqlite:///{(self.run_dir / MLFLOW_DB).resolve()}"
         self.client = MlflowClient(tracking_uri=self.uri)
+        self.local = uri is None
         saved = read_tracking(self.run_dir).get("mlflow") or {}
-        same_store = saved.get("uri") == self.uri
+        # the local store moves with the run directory (--resume may name it elsewhere)
+        same_store = saved.get("uri") == self.uri or (self.local and saved.get("local") is True)
         self.jobs: dict[str, str] = dict(saved.get("jobs") or {}) if same_store else {}
         self.marks: dict[str, dict[str, int]] = {}  # job -> metric key -> last step in the store
+        self.no_images: set[str] = set()
         experiment = self.client.get_experiment_by_name(EXPERIMENT)
         if experiment is not None:
             self.experiment_id = experiment.experiment_id
@@ -243,7 +255,7 @@ class MlflowTracker:
 
     def _save(self) -> None:
         record = read_tracking(self.run_dir)
-        record["mlflow"] = {"uri": self.uri, "experiment_id": self.experiment_id, "parent": self.parent, "jobs": self.jobs}
+        record["mlflow"] = {"uri": self.uri, "local": self.local, "experiment_id": self.experiment_id, "parent": self.parent, "jobs": self.jobs}
         write_tracking(self.run_dir, record)
 
     def _params(self, run_id: str, values: Mapping[str, Any]) -> None:
@@ -259,7 +271,12 @@ class MlflowTracker:
         run_id = self.jobs.get(job)
         if run_id is not None:  # resumed: the points it has stay, none is logged twice
             self.client.update_run(run_id, status="RUNNING")
-            metrics = self.client.get_run(run_id).data.metrics
+            run = self.client.get_run(run_id)
+            metrics = run.data.metrics
+            here = (self.run_dir / MLFLOW_ARTIFACTS).resolve().as_uri()
+            if self.local and not run.info.artifact_uri.startswith(here):  # a moved run directory:
+                self.no_images.add(job)  # never write where it was
+                log.info("--track mlflow: %s's sample grids stay where its run directory was", job)
             self.marks[job] = {k: max(m.step for m in self.client.get_metric_history(run_id, k)) for k in metrics}
             return
         run = self.client.create_run(
@@ -283,6 +300,8 @@ class MlflowTracker:
     def image(self, job: str, step: int, png: bytes) -> None:
         from PIL import Image
 
+        if job in self.no_images:
+            return
         # one file per step: an evaluation logged again on resume replaces its picture
         picture = Image.open(io.BytesIO(png))
         self.client.log_image(self.jobs[job], picture, artifact_file=f"samples/step-{step:08d}.png")
@@ -294,8 +313,8 @@ class MlflowTracker:
         if job in self.jobs:
             self.client.set_terminated(self.jobs[job], status=_MLFLOW_STATUS.get(status, "FAILED"))
 
-    def close(self) -> None:
-        self.client.set_terminated(self.parent, status="FINISHED")
+    def close(self, interrupted: bool = False) -> None:
+        self.client.set_terminated(self.parent, status="KILLED" if interrupted else "FINISHED")
 
 
 # --- the run's trackers ----------------------------------------------------------------------------

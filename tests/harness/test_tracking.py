@@ -282,3 +282,31 @@ def test_a_killed_and_resumed_tracked_run_has_no_duplicated_points(
     assert len(client.search_runs([client.get_experiment_by_name("ganbench").experiment_id])) == 2
     for ours, theirs in zip(tables(out), tables(tracked)):  # and the run is the uninterrupted one
         pd.testing.assert_frame_equal(ours, theirs)
+
+
+def test_an_event_the_trackers_cannot_read_stops_tracking_with_one_warning(tmp_path, caplog):
+    def no_params(variant):
+        raise KeyError(variant)
+
+    tracking = Tracking([TensorBoardTracker(tmp_path, RUN_PARAMS)], [C.FID_DOMAIN], no_params)
+    with caplog.at_level(logging.WARNING, logger="ganbench.harness.tracking"):
+        first_attempt(tracking)
+        tracking.close()
+    assert [r.getMessage() for r in caplog.records] == ["--track tensorboard stopped tracking this run: KeyError: 'cgan'"]
+
+
+def test_a_moved_run_directory_continues_its_local_mlflow_runs(tmp_path):
+    import shutil
+
+    tracking = Tracking([MlflowTracker(tmp_path / "a", None, "run", RUN_PARAMS)], [C.FID_DOMAIN], params)
+    first_attempt(tracking)
+    before = read_tracking(tmp_path / "a")["mlflow"]
+    shutil.move(tmp_path / "a", tmp_path / "b")
+    tracking = Tracking([MlflowTracker(tmp_path / "b", None, "run", RUN_PARAMS)], [C.FID_DOMAIN], params)
+    second_attempt(tracking)
+    tracking.close()
+    after = read_tracking(tmp_path / "b")["mlflow"]
+    assert (after["parent"], after["jobs"]) == (before["parent"], before["jobs"])
+    client = mlflow_client(tmp_path / "b")
+    assert [s for s, _ in history(client, after["jobs"]["cgan-seed0"], "loss/d_loss")] == [10, 20, 30, 40]
+    assert not (tmp_path / "a").exists()  # nothing written where the run directory was
