@@ -192,7 +192,7 @@ def run(
     if config.track:
         from ganbench.harness.tracking import require
 
-        require(config.track)  # the same for a tracker's library
+        require(config.track, config.track_uri is None)  # the same for a tracker's library
     existing = R.inspect_out(plan.run_dir)  # a foreign folder or other options: refused before any write
     if existing is not None:
         _check_same_run(existing, plan)
@@ -258,7 +258,12 @@ def _executor(env: JobEnv, stop: threading.Event | None = None) -> Executor:
 
 
 def _run_jobs(
-    plan: Plan, writer: ResultsWriter, env: JobEnv, jobs: list[Job], executor: Executor, tracking: Tracking | None = None
+    plan: Plan,
+    writer: ResultsWriter,
+    env: JobEnv,
+    jobs: list[Job],
+    executor: Executor,
+    tracking: Tracking | None = None,
 ) -> RunResult:
     handle = writer.handle if tracking is None else _tracked(writer.handle, tracking)
     try:

@@ -48,8 +48,9 @@ MLFLOW_PARAM_CHARS = 6000  # MLflow refuses longer parameter values
 INSTALL = {"tensorboard": "pip install 'ganbench[tensorboard]'", "mlflow": "pip install 'ganbench[mlflow]'"}
 
 
-def require(track: Sequence[str]) -> None:
-    """Each named tracker's library is importable, or a UsageError: refused before anything trains."""
+def require(track: Sequence[str], local_store: bool = True) -> None:
+    """Each named tracker's library is importable, or a UsageError: refused before anything trains.
+    MLflow's local store (no ``--track-uri``) is SQLite, through sqlalchemy and alembic."""
     for name in track:
         try:
             if name == "tensorboard":
@@ -58,6 +59,14 @@ def require(track: Sequence[str]) -> None:
                 import mlflow  # noqa: F401
         except ImportError:
             raise UsageError(f"--track {name} needs {name} installed: {INSTALL[name]}") from None
+        if name == "mlflow" and local_store:
+            try:
+                import alembic  # noqa: F401
+                import sqlalchemy  # noqa: F401
+            except ImportError as exc:
+                raise UsageError(
+                    f"--track mlflow's local store needs {exc.name} installed: {INSTALL[name]} (or give --track-uri)"
+                ) from None
 
 
 class Tracker(Protocol):
@@ -255,7 +264,8 @@ class MlflowTracker:
 
     def _save(self) -> None:
         record = read_tracking(self.run_dir)
-        record["mlflow"] = {"uri": self.uri, "local": self.local, "experiment_id": self.experiment_id, "parent": self.parent, "jobs": self.jobs}
+        ids = {"experiment_id": self.experiment_id, "parent": self.parent, "jobs": self.jobs}
+        record["mlflow"] = {"uri": self.uri, "local": self.local, **ids}
         write_tracking(self.run_dir, record)
 
     def _params(self, run_id: str, values: Mapping[str, Any]) -> None:

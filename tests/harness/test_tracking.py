@@ -51,7 +51,8 @@ def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, floa
 
 
 def log(variant, seed, step, **losses) -> E.Log:
-    return E.Log({C.VARIANT: variant, C.SEED: seed, C.STEP: step, C.IMAGES_SEEN: step * 64, C.TRAIN_SECONDS: 0.1, **losses})
+    where = {C.VARIANT: variant, C.SEED: seed, C.STEP: step, C.IMAGES_SEEN: step * 64, C.TRAIN_SECONDS: 0.1}
+    return E.Log({**where, **losses})
 
 
 def row(variant, seed, step, eval_index, **values) -> E.Row:
@@ -167,13 +168,22 @@ def test_a_tracker_that_raises_is_one_warning_and_the_others_go_on(tmp_path, cap
     assert steps(accumulator(tmp_path / TENSORBOARD_DIR / "cgan-seed0"), "metrics/fid_domain") == [20, 40]
 
 
-def test_track_mlflow_without_mlflow_is_exit_2_before_anything_is_written(tmp_path, monkeypatch, capsys, cache_dir):
-    monkeypatch.setitem(sys.modules, "mlflow", None)  # import mlflow raises ImportError
+MISSING = {
+    "mlflow": "--track mlflow needs mlflow installed: pip install 'ganbench[mlflow]'",
+    "sqlalchemy": "--track mlflow's local store needs sqlalchemy installed: pip install 'ganbench[mlflow]' "
+    "(or give --track-uri)",
+}
+
+
+@pytest.mark.parametrize("module", MISSING)
+def test_track_mlflow_without_mlflow_is_exit_2_before_anything_is_written(
+    module, tmp_path, monkeypatch, capsys, cache_dir
+):
+    monkeypatch.setitem(sys.modules, module, None)  # importing it raises ImportError
     out = tmp_path / "run"
     argv = ["run", "--variants", "cgan", "--budget", "5steps", "--cache-dir", str(cache_dir), "--out", str(out)]
-    assert main([*argv, "--track", "mlflow"]) == 2
-    message = capsys.readouterr().err.strip()
-    assert message == "ganbench: error: --track mlflow needs mlflow installed: pip install 'ganbench[mlflow]'"
+    assert main([*argv, "--track", "tensorboard,mlflow"]) == 2
+    assert capsys.readouterr().err.strip() == f"ganbench: error: {MISSING[module]}"
     assert not out.exists()
 
 
@@ -193,7 +203,7 @@ RUN = dict(
 
 def cli_args(cache_dir, out, track="tensorboard,mlflow"):
     args = [f"--{k.replace('_', '-')}={v}" for k, v in RUN.items() if k not in ("download", "probes")]
-    return ["run", *args, "--no-download", "--no-probes", "--cache-dir", str(cache_dir), "--out", str(out), "--track", track]
+    return ["run", *args, "--no-download", "--no-probes", "--cache-dir", cache_dir, "--out", out, "--track", track]
 
 
 def tables(out):
@@ -257,7 +267,7 @@ def test_a_killed_and_resumed_tracked_run_has_no_duplicated_points(
     out = tmp_path / "run"
     # killed mid-way through the second half: after the checkpoint at step 20 and the log point at 30
     killed = subprocess.run(
-        [sys.executable, fixtures_dir / "kill_at.py", "batch:35", "--", *cli_args(cache_dir, out)],
+        [sys.executable, fixtures_dir / "kill_at.py", "batch:35", "--", *map(str, cli_args(cache_dir, out))],
         capture_output=True,
         text=True,
     )
@@ -292,7 +302,8 @@ def test_an_event_the_trackers_cannot_read_stops_tracking_with_one_warning(tmp_p
     with caplog.at_level(logging.WARNING, logger="ganbench.harness.tracking"):
         first_attempt(tracking)
         tracking.close()
-    assert [r.getMessage() for r in caplog.records] == ["--track tensorboard stopped tracking this run: KeyError: 'cgan'"]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == ["--track tensorboard stopped tracking this run: KeyError: 'cgan'"]
 
 
 def test_a_moved_run_directory_continues_its_local_mlflow_runs(tmp_path):
