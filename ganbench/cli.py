@@ -181,6 +181,16 @@ def _name(option: Any) -> str:
     help="Score on N training images held out of training instead of the test split [default: 0].",
 )
 @click.option(
+    "--track",
+    metavar="NAME[,NAME]",
+    help="Live tracking while it trains: tensorboard (RUN_DIR/tensorboard), mlflow, or both [default: none].",
+)
+@click.option(
+    "--track-uri",
+    metavar="URI",
+    help="MLflow tracking URI for --track mlflow [default: sqlite:///RUN_DIR/mlruns.db].",
+)
+@click.option(
     "--report",
     "write_report",
     is_flag=True,

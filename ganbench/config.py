@@ -28,6 +28,7 @@ DEFAULT_BUDGET = "8TFLOP"
 MIN_EVAL_SAMPLES = 50
 EXECUTORS = ("local", "ray")
 PRECISIONS = ("fp32", "bf16")  # --precision: autocast dtype of training (ganbench.fastpath)
+TRACKERS = ("tensorboard", "mlflow")  # --track: live curves (ganbench.harness.tracking)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ class RunConfig:
         holdout: 0 (the default) scores against the test split; N > 0 holds N training
             images out of training (a fixed random subset) and scores against them instead:
             what ``ganbench tune`` selects on, so that choosing never reads the test split.
+        track: live tracking while it trains, ``tensorboard`` and/or ``mlflow``
+            (:mod:`ganbench.harness.tracking`); empty (the default) tracks nothing.
+        track_uri: MLflow's tracking URI; None means a local store in the run directory
+            (``sqlite:///RUN_DIR/mlruns.db``).
     """
 
     variants: tuple[str, ...] = ()
@@ -109,6 +114,8 @@ class RunConfig:
     # evaluation time (evaluations and probes), over the 20% a default may add.
     resample: bool = False
     holdout: int = 0
+    track: tuple[str, ...] = ()
+    track_uri: str | None = None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], source: str = "arguments") -> RunConfig:
@@ -161,6 +168,9 @@ class RunConfig:
             raise UsageError(f"cpus_per_job must be a number > 0, got {self.cpus_per_job}")
         if self.precision not in PRECISIONS:
             raise UsageError(f"precision {self.precision!r} is not supported; accepted: {', '.join(PRECISIONS)}")
+        unknown = [t for t in self.track if t not in TRACKERS]
+        if unknown:
+            raise UsageError(f"track {', '.join(unknown)} is unknown; accepted: {', '.join(TRACKERS)} (or both)")
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -367,6 +377,8 @@ _PARSERS = {
     "compile": _bool,
     "resample": _bool,
     "holdout": _int,
+    "track": lambda v: tuple(t.lower() for t in _names(v)),
+    "track_uri": _optional_str,
 }
 
 
@@ -395,10 +407,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
 # Options that say where things are, not what is computed: a resumed run may change them.
 # How jobs are executed (executor, resources, cluster) does not change what they compute either.
 # Weights files are checked by content instead: Inception's by its pinned hash, DINOv2's against
-# the SHA-256 the run recorded (ganbench.harness.runner refuses another file).
+# the SHA-256 the run recorded (ganbench.harness.runner refuses another file). Tracking only watches.
 RESUME_MAY_CHANGE = (
     *("out", "cache_dir", "data_dir", "download", "inception_weights", "dinov2_weights", "checkpoints"),
-    *("executor", "gpus_per_job", "cpus_per_job", "ray_address"),
+    *("executor", "gpus_per_job", "cpus_per_job", "ray_address", "track", "track_uri"),
 )
 
 

@@ -2,7 +2,7 @@
 
 A job emits :class:`JobStarted` first (with the rows and log points it restored from its
 checkpoint, which replace whatever the tables hold for it), then rows, log points and
-artefacts as it trains, a :class:`Checkpoint` after each evaluation's rows, and
+artefacts as it trains (with ``--track``, a :class:`Grid` at each evaluation), a :class:`Checkpoint` after each evaluation's rows, and
 :class:`JobEnded` last. Rows are keyed by (variant, seed, eval_index) and log points by
 (variant, seed, step), so receiving one twice is harmless.
 """
@@ -63,6 +63,18 @@ class Artefact:
 
 
 @dataclass(frozen=True)
+class Grid:
+    """The sample grid (PNG) at one evaluation, for live tracking only (``--track``): the
+    writer keeps no file of it."""
+
+    variant: str
+    seed: int
+    step: int
+    eval_index: int
+    png: bytes
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     """A job's full state after an evaluation (``torch.save`` bytes), emitted after that
     evaluation's rows: the writer saves it as the job's checkpoint file, so a job running on
@@ -83,4 +95,4 @@ class JobEnded:
     eval_index: int = 0
 
 
-Event = JobStarted | Row | Log | Table | Artefact | Checkpoint | JobEnded
+Event = JobStarted | Row | Log | Table | Artefact | Grid | Checkpoint | JobEnded

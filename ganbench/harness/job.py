@@ -421,6 +421,10 @@ class Job:
                     table = self._resample(env, built, state, result)  # are the same with or without it
                     history.tables.append(dataclasses.asdict(table))
                     emit(table)
+                grid = None
+                if config.track:  # the same latents at every evaluation; the training RNG is untouched
+                    grid = self._grid(env, built)
+                    emit(E.Grid(spec.name, seed, state.step, state.eval_index, grid))
                 note = NOT_HELD_OUT if features.used else ""
                 row = {**env.row(spec.name, seed, state, C.STATUS_OK, built.critic_steps, note), C.GEN_IMG_PER_S: rate}
                 scored = env.scored_row(row, result, probes)
@@ -430,9 +434,8 @@ class Job:
                 brief = _brief({**result.values, **(probes.values if probes is not None else {})})
                 progress.message(f"{self.label}: eval {state.eval_index} at step {state.step}: {brief}")
                 if final:
-                    emit(
-                        E.Artefact(env.rundir.relative(env.rundir.sample_grid(spec.name, seed)), self._grid(env, built))
-                    )
+                    grid = grid if grid is not None else self._grid(env, built)
+                    emit(E.Artefact(env.rundir.relative(env.rundir.sample_grid(spec.name, seed)), grid))
 
             def on_checkpoint(t: Trainer) -> None:
                 state = {

@@ -15,10 +15,10 @@ import datetime as dt
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -36,6 +36,10 @@ from ganbench.harness.plan import Plan, check_batch_sizes, check_image_shapes, p
 from ganbench.harness.provenance import classifier_record, config_record, with_step_flops
 from ganbench.harness.writer import DONE_STATUSES, ResultsWriter, final_rows, format_summary
 from ganbench.registry import Registry, load_registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ganbench.harness.events import Event
+    from ganbench.harness.tracking import Tracking
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +189,10 @@ def run(
         from ganbench.harness.ray_executor import require_ray
 
         require_ray()  # a missing extra is bad input: refused before anything is written
+    if config.track:
+        from ganbench.harness.tracking import require
+
+        require(config.track, config.track_uri is None)  # the same for a tracker's library
     existing = R.inspect_out(plan.run_dir)  # a foreign folder or other options: refused before any write
     if existing is not None:
         _check_same_run(existing, plan)
@@ -229,7 +237,12 @@ def run(
             log.info("resuming %s: %d of %d jobs done, %d to run", plan.run_dir, done, len(plan.jobs()), len(jobs))
             if added:
                 log.info("seeds added to the run: %s", format_seeds(added))
-        result = _run_jobs(plan, writer, env, jobs, executor or _executor(env, stop))
+        tracking = None
+        if config.track:
+            from ganbench.harness.tracking import open_tracking
+
+            tracking = open_tracking(plan, plan.run_dir, new_record)
+        result = _run_jobs(plan, writer, env, jobs, executor or _executor(env, stop), tracking)
     if report:
         from ganbench.report.render import build_report
 
@@ -245,16 +258,37 @@ def _executor(env: JobEnv, stop: threading.Event | None = None) -> Executor:
     return LocalExecutor(env)
 
 
-def _run_jobs(plan: Plan, writer: ResultsWriter, env: JobEnv, jobs: list[Job], executor: Executor) -> RunResult:
+def _run_jobs(
+    plan: Plan,
+    writer: ResultsWriter,
+    env: JobEnv,
+    jobs: list[Job],
+    executor: Executor,
+    tracking: Tracking | None = None,
+) -> RunResult:
+    handle = writer.handle if tracking is None else _tracked(writer.handle, tracking)
     try:
         for key in reference_keys(plan):
             if not writer.has_row(*key, 0):
                 for event in reference_rows(env):
                     writer.handle(event)
                 break
-        executor.run(jobs, writer.handle)
+        executor.run(jobs, handle)
     except KeyboardInterrupt as exc:
+        if tracking is not None:
+            tracking.close(interrupted=True)
+            tracking = None
         raise RunInterrupted(plan.run_dir) from exc
     finally:
         metrics, summary = writer.finish()
+        if tracking is not None:
+            tracking.close()
     return RunResult(plan.run_dir, metrics, summary, writer.jobs_frame(), plan.directions)
+
+
+def _tracked(write: Callable[[Event], None], tracking: Tracking) -> Callable[[Event], None]:
+    def handle(event: Event) -> None:
+        write(event)  # the tables first: a tracker never shows what they do not hold
+        tracking.handle(event)
+
+    return handle

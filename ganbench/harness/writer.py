@@ -177,6 +177,8 @@ class ResultsWriter:
         elif isinstance(event, E.Artefact):
             atomic_write_bytes(self.rundir.path / event.path, event.data)
             return
+        elif isinstance(event, E.Grid):  # the trackers' (ganbench.harness.tracking)
+            return
         elif isinstance(event, E.Checkpoint):  # after its evaluation's rows, which are flushed already
             atomic_write_bytes(self.rundir.checkpoint(event.variant, event.seed), event.data)
             return
