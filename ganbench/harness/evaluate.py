@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +137,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"--checkpoint {path} is not a file; accepted: RUN_DIR/checkpoints/<variant>-seed<k>.pt")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's warnings about a file it is about to refuse: the refusal says it
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         reason = short_reason(exc)
         reason = reason if "weights_only" not in reason else type(exc).__name__  # never pass that advice on
@@ -211,7 +214,9 @@ def load_torchscript(path: Path, device: torch.device) -> torch.nn.Module:
     if not path.is_file():
         raise UsageError(f"--torchscript {path} is not a file; accepted: a TorchScript file (torch.jit.save)")
     try:
-        module = torch.jit.load(str(path), map_location=device)
+        with warnings.catch_warnings():  # TorchScript's deprecation notice: it is the format users export to
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(str(path), map_location=device)
     except Exception as exc:
         raise UsageError(
             f"--torchscript {path} is not a TorchScript file ({type(exc).__name__}); accepted: a file "
