@@ -47,6 +47,8 @@ _LAZY = {
     "RunConfig": "ganbench.config",
     "Budget": "ganbench.budget",
     "run": "ganbench.harness.runner",
+    "evaluate": "ganbench.harness.evaluate",
+    "EvaluateConfig": "ganbench.harness.evaluate",
     "tune": "ganbench.harness.tune",
     "TuneConfig": "ganbench.harness.tune",
     "UsageError": "ganbench.errors",
@@ -73,6 +75,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ganbench.data import Batch, BatchSource, DataRequest, DatasetSplits
     from ganbench.errors import UsageError
     from ganbench.evaluation import Evaluation, MetricValues
+    from ganbench.harness.evaluate import EvaluateConfig, evaluate
     from ganbench.harness.runner import run
     from ganbench.harness.tune import TuneConfig, tune
     from ganbench.probes import ProbeContext, ProbeResult, ReferenceContext

@@ -469,6 +469,71 @@ def data(dataset: str, data_dir: Path | None, download: bool, cache_dir: Path | 
     )
 
 
+# The run options evaluate mirrors (the same flags as run's; unset: the checkpoint's run's).
+_EVALUATE_SHARED = (
+    "dataset", "seeds", "out", "device", "eval_samples", "plugin", "set_", "data_dir", "download",
+    "inception_weights", "dinov2_weights", "metrics", "probes", "no_probes", "cache_dir", "resample",
+)  # fmt: skip
+
+
+def _only(*names: str) -> Any:
+    def decorate(f: Any) -> Any:
+        for option in reversed([o for o in _SHARED_OPTIONS if _name(o) in names]):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+@cli.command()
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="RUN_DIR/checkpoints/<variant>-seed<k>.pt of a run.")
+@click.option("--torchscript", type=click.Path(path_type=Path), help="A TorchScript generator: forward(z, labels=None).")
+@click.option("--images", type=click.Path(path_type=Path), help="A folder of generated PNGs (per class in subfolders).")
+@click.option("--name", metavar="NAME", help="The variant column of its rows [default: from the source].")
+@click.option("--z-dim", type=int, metavar="N", help="The TorchScript generator's latent size [default: its z_dim].")
+@click.option(
+    "--conditional/--unconditional", default=None, help="Whether it takes labels [default: its attribute or folder]."
+)
+@_only(*_EVALUATE_SHARED)
+@click.option("--report", "write_report", is_flag=True, help="Write the report into RUN_DIR/report at the end.")
+def evaluate(set_: tuple[str, ...], plugin: tuple[Path, ...], write_report: bool, **options: Any) -> int:
+    """Score a generator ganbench did not train (a checkpoint, a TorchScript file or a folder
+    of images) with a run's metrics, probes and reference rows, into a new run directory.
+
+    Exit status: 0 scored; 2 bad input."""
+    if options.pop("no_probes"):
+        if options.get("probes") is not None:
+            raise UsageError("--probes and --no-probes contradict each other; give one")
+        options["probes"] = ()
+    if set_:
+        options["set"] = parse_set(set_)
+    if plugin:
+        options["plugin"] = plugin
+    from ganbench.harness.evaluate import EvaluateConfig
+    from ganbench.harness.evaluate import evaluate as run_evaluate
+
+    result = run_evaluate(EvaluateConfig.from_mapping(options, source="command line"), report=write_report)
+    return _finish(result.format_summary(), result.run_dir, write_report, result.unfinished)
+
+
+@cli.command()
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A run's checkpoint file.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="A new or empty folder for the PNGs.")
+@click.option("--per-class", is_flag=True, help="One grid per class (conditional generators).")
+@click.option("--interpolate", is_flag=True, help="A latent interpolation strip (one row per class when conditional).")
+@click.option("--n", "n", type=int, metavar="N", help="N images as PNG files (per class in subfolders when conditional).")
+@click.option("--seed", type=int, metavar="SEED", help="Latent seed [default: the checkpoint's evaluation latents].")
+@click.option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps [default: auto].")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Where the held-out classifier is cached.")
+def sample(**options: Any) -> None:
+    """Write a checkpoint's samples as PNGs: a grid (the default), grids per class, a latent
+    interpolation strip, or N images."""
+    from ganbench.harness.sample import SampleConfig, write_samples
+
+    for path in write_samples(SampleConfig.from_mapping(options)):
+        click.echo(f"wrote: {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one-line errors with exit status 2 for bad input."""
     try:
