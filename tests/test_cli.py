@@ -295,7 +295,7 @@ def test_list_shows_each_variants_search_ranges(ganbench):
     assert out.returncode == 0, out.stderr
     section = out.stdout.split("Search spaces")[1].split("\n\n")[0].splitlines()[1:]
     rows = {line.split()[0]: line.split()[1:] for line in section}
-    assert set(rows) == {"acgan", "cgan", "cgan-wgangp", "dcgan", "srgan", "wgan", "wgan-gp"}
+    assert set(rows) == {"acgan", "cgan", "cgan-pd", "cgan-wgangp", "dcgan", "r1gan", "sngan", "srgan", "wgan", "wgan-gp"}
     assert rows["dcgan"] == ["lr_g=log(1e-5,0.01)", "lr_d=log(1e-5,0.01)", "beta1=uniform(0,1)", "beta2=choice(0.9,0.999)"]
     assert "gp_weight=log(0.1,100)" in rows["wgan-gp"] and "critic_steps=int(1,5)" in rows["wgan-gp"]
     assert "clip=log(1e-3,1)" in rows["wgan"] and "critic_steps=int(1,5)" in rows["wgan"]
