@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from ganbench import columns as C
-from ganbench.attributes import dataset_attributes
+from ganbench.data.attributes import dataset_attributes
 from ganbench.config import RunConfig, differences, format_seeds
 from ganbench.data import DataRequest, check_splits, hold_out, load_dataset
 from ganbench.errors import RunInterrupted, UsageError
