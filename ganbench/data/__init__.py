@@ -6,7 +6,7 @@ besides the class (:mod:`.attributes`).
 """
 
 from ganbench.data.batches import Batch, BatchSource, to_float, to_uint8
-from ganbench.data.splits import DataRequest, DatasetSplits, check_splits, hold_out, load_dataset
+from ganbench.data.splits import DataRequest, DatasetSplits, check_splits, hold_out, load_dataset, resolved_spec
 
 __all__ = [
     "Batch",
@@ -16,6 +16,7 @@ __all__ = [
     "check_splits",
     "hold_out",
     "load_dataset",
+    "resolved_spec",
     "to_float",
     "to_uint8",
 ]

@@ -25,11 +25,15 @@ class DataRequest:
             it or refuses it (UsageError naming what it lacks), never another copy instead.
         download: whether a download is allowed when no local copy is found.
         cache_dir: where a download may be stored.
+        image_size: ``--image-size``: the side a dataset that resizes (folder, cifar10) makes
+            its square images; None for its default. A dataset of one fixed size is refused
+            another by :func:`load_dataset`.
     """
 
     data_dir: Path | None
     download: bool
     cache_dir: Path
+    image_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ def hold_out(splits: DatasetSplits, n: int) -> DatasetSplits:
 def load_dataset(spec: DatasetSpec, request: DataRequest) -> DatasetSplits:
     """``spec.load(request)``, with a plugin's ValueError, OSError or EOFError as a one-line UsageError."""
     try:
-        return spec.load(request)
+        splits = spec.load(request)
     except UsageError:  # already one line saying what to fix
         raise
     except (ValueError, OSError, EOFError) as exc:  # a damaged or missing file, in the plugin's own words
@@ -120,6 +124,22 @@ def load_dataset(spec: DatasetSpec, request: DataRequest) -> DatasetSplits:
             f"dataset {spec.name} could not be loaded ({describe(exc)}); "
             "pass --data-dir DIR with an intact copy, or fix the dataset's plugin"
         ) from exc
+    size = request.image_size
+    if size is not None and isinstance(splits, DatasetSplits) and splits.image_shape[1:] != (size, size):
+        h, w = splits.image_shape[1:]
+        raise UsageError(
+            f"image_size {size}: dataset {spec.name} holds {h}x{w} images and does not resize them; "
+            "accepted: --image-size with datasets that resize (folder, cifar10), or no --image-size"
+        )
+    return splits
+
+
+def resolved_spec(spec: DatasetSpec, splits: DatasetSplits) -> DatasetSpec:
+    """``spec`` with the image shape and class names its loaded splits hold, when it takes them
+    from the data (``DatasetSpec.from_data``: a folder of the user's images); else ``spec``."""
+    if not spec.from_data:
+        return spec
+    return dataclasses.replace(spec, image_shape=splits.image_shape, class_names=tuple(splits.class_names))
 
 
 def check_splits(spec: DatasetSpec, splits: DatasetSplits) -> None:
