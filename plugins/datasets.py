@@ -20,6 +20,8 @@ import torch
 from ganbench import DatasetSpec, hookimpl
 from ganbench.attributes import PIXEL_ATTRIBUTES, pixel_measures
 from ganbench.data import DataRequest, DatasetSplits, check_splits
+from ganbench.data.cifar import CLASSES as CIFAR10_CLASSES
+from ganbench.data.cifar import load_cifar10
 from ganbench.data.folder import load_folder
 from ganbench.errors import UsageError, describe
 from ganbench.idx import DATA_ENV, locate, read_splits
@@ -311,7 +313,20 @@ def ganbench_register_datasets(register):
     for name, torchvision_folder, classes, description in BUILTIN:
         register(builtin_spec(name, torchvision_folder, classes, description))
     register(CELEBA)
+    register(CIFAR10)
     register(FOLDER)
+
+
+CIFAR10 = DatasetSpec(
+    "cifar10",
+    load_cifar10,
+    (3, 32, 32),  # unless --image-size resizes it (from_data)
+    CIFAR10_CLASSES,
+    "CIFAR-10: 50k train / 10k test 32x32 RGB, 10 classes (torchvision's python batches or a PNG folder)",
+    attributes=PIXEL_ATTRIBUTES,
+    measure_attributes=pixel_measures,
+    from_data=True,
+)
 
 
 FOLDER = DatasetSpec(
