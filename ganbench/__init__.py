@@ -42,7 +42,7 @@ _LAZY = {
     "ProbeContext": "ganbench.probes",
     "ProbeResult": "ganbench.probes",
     "ReferenceContext": "ganbench.probes",
-    "Attributes": "ganbench.attributes",
+    "Attributes": "ganbench.data.attributes",
     "MetricValues": "ganbench.evaluation",
     "RunConfig": "ganbench.config",
     "Budget": "ganbench.budget",
@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ganbench.attributes import Attributes
+    from ganbench.data.attributes import Attributes
     from ganbench.budget import Budget
     from ganbench.config import RunConfig
     from ganbench.data import Batch, BatchSource, DataRequest, DatasetSplits

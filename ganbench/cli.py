@@ -85,7 +85,17 @@ _SHARED_OPTIONS = [
         type=click.Path(path_type=Path),
         help="A TOML file of these options (or a run's config.json).",
     ),
-    click.option("--data-dir", type=click.Path(path_type=Path), help="Directory with the dataset's IDX files."),
+    click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path),
+        help="Directory with the dataset's files (IDX files; for --dataset folder, a folder of images).",
+    ),
+    click.option(
+        "--image-size",
+        type=int,
+        metavar="N",
+        help="Side of the square images of a dataset that resizes (folder, cifar10) [default: from the data].",
+    ),
     click.option(
         "--download/--no-download",
         default=None,
@@ -447,22 +457,23 @@ def list_(plugin: tuple[Path, ...]) -> None:
 
 @cli.command()
 @click.option("--dataset", default="fashion-mnist", show_default=True, metavar="NAME", help="Dataset name.")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Directory with the dataset's IDX files.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Directory with the dataset's files.")
+@click.option("--image-size", type=int, metavar="N", help="Side of a resizing dataset's images [default: from the data].")
 @click.option("--download/--no-download", default=True, help="Allow torchvision's download [default: allow].")
 @click.option(
     "--cache-dir",
     type=click.Path(path_type=Path),
     help="Where a download goes [default: $GANBENCH_CACHE or ~/.cache/ganbench].",
 )
-def data(dataset: str, data_dir: Path | None, download: bool, cache_dir: Path | None) -> None:
+def data(dataset: str, data_dir: Path | None, image_size: int | None, download: bool, cache_dir: Path | None) -> None:
     """Find a dataset (downloading it if allowed and needed) and say where it is."""
     from ganbench.config import default_cache_dir
-    from ganbench.data import DataRequest, check_splits, load_dataset
+    from ganbench.data import DataRequest, check_splits, load_dataset, resolved_spec
     from ganbench.registry import load_registry
 
     spec = load_registry().dataset(dataset)
-    splits = load_dataset(spec, DataRequest(data_dir, download, cache_dir or default_cache_dir()))
-    check_splits(spec, splits)
+    splits = load_dataset(spec, DataRequest(data_dir, download, cache_dir or default_cache_dir(), image_size))
+    check_splits(resolved_spec(spec, splits), splits)
     click.echo(
         f"{dataset}: {splits.train_images.shape[0]} train / {splits.test_images.shape[0]} test images "
         f"{'x'.join(map(str, splits.image_shape))}, from {splits.source}"

@@ -52,6 +52,8 @@ class RunConfig:
             against the variant when the run is planned and recorded.
         data_dir: a directory holding the dataset's IDX files.
         download: allow torchvision's download when no local copy is found.
+        image_size: the side of the square images a dataset that resizes makes (``folder``,
+            ``cifar10``); None: its default (a folder's most common size, CIFAR-10's 32).
         inception_weights: torch-fidelity's Inception weights file, for ``fid_inception``.
         dinov2_weights: a DINOv2 ViT/14 weights file, for ``fd_dinov2`` (never downloaded:
             without it, ``fd_dinov2`` is NaN); checked when the run is planned, its SHA-256
@@ -97,6 +99,7 @@ class RunConfig:
     search: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     data_dir: Path | None = None
     download: bool = True
+    image_size: int | None = None
     inception_weights: Path | None = None
     dinov2_weights: Path | None = None
     metrics: tuple[str, ...] = ()
@@ -144,6 +147,10 @@ class RunConfig:
             raise UsageError(f"eval_samples must be at least {MIN_EVAL_SAMPLES}, got {self.eval_samples}")
         if self.holdout < 0:
             raise UsageError(f"holdout must be 0 (score on the test split) or a number of training images, got {self.holdout}")
+        if self.image_size is not None and (self.image_size < 8 or self.image_size % 4):
+            raise UsageError(
+                f"image_size must be a multiple of 4 (what the DCGAN networks need), at least 8, got {self.image_size}"
+            )
         if self.evals < 1:
             raise UsageError(f"evals must be at least 1, got {self.evals}")
         if self.log_every < 1:
@@ -362,6 +369,7 @@ _PARSERS = {
     "search": parse_search,
     "data_dir": _path,
     "download": _bool,
+    "image_size": _int,
     "inception_weights": _path,
     "dinov2_weights": _path,
     "metrics": _names,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ganbench.attributes import Attributes
+    from ganbench.data.attributes import Attributes
     from ganbench.data import DatasetSplits
     from ganbench.specs import VariantSpec
     from ganbench.variant import GenerativeVariant

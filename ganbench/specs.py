@@ -88,6 +88,9 @@ class DatasetSpec:
             in ``attributes``; an attribute is present when its value is above the train
             split's median. None when the attributes are annotations that ``load`` returns
             (``DatasetSplits.train_attributes``/``test_attributes``).
+        from_data: ``image_shape`` and ``class_names`` are defaults that the loaded splits
+            may change (a folder of the user's images, whose classes and size only the folder
+            knows; ``--image-size``): the harness takes them from the splits.
     """
 
     name: str
@@ -97,6 +100,7 @@ class DatasetSpec:
     description: str = ""
     attributes: tuple[str, ...] = ()
     measure_attributes: Callable[..., Any] | None = None
+    from_data: bool = False
 
     @property
     def num_classes(self) -> int:

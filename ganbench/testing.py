@@ -355,7 +355,7 @@ def make_probe_context(
     typed and checked like ``--set PROBE.KEY=VALUE``, the dataset's attributes, the judge and
     steering classifiers (trained once and cached in ``cache_dir`` as a run's are; minutes on a
     CPU the first time) and the generator a run with ``seed`` seeds."""
-    from ganbench.attributes import dataset_attributes
+    from ganbench.data.attributes import dataset_attributes
     from ganbench.evaluation.judges import load_or_train_judges
     from ganbench.evaluation.probing import probe_context
 

@@ -1,4 +1,4 @@
-"""Built-in datasets (Fashion-MNIST, MNIST, CelebA), registered through the ``ganbench`` hook like
+"""Built-in datasets (Fashion-MNIST, MNIST, CelebA, CIFAR-10, a folder of images), registered through the ``ganbench`` hook like
 any third-party dataset. Reading and finding the IDX files is :mod:`ganbench.idx`.
 
 CelebA is read from a local copy in torchvision's layout (``<root>/celeba/img_align_celeba/*.jpg``,
@@ -20,6 +20,9 @@ import torch
 from ganbench import DatasetSpec, hookimpl
 from ganbench.attributes import PIXEL_ATTRIBUTES, pixel_measures
 from ganbench.data import DataRequest, DatasetSplits, check_splits
+from ganbench.data.cifar import CLASSES as CIFAR10_CLASSES
+from ganbench.data.cifar import load_cifar10
+from ganbench.data.folder import load_folder
 from ganbench.errors import UsageError, describe
 from ganbench.idx import DATA_ENV, locate, read_splits
 
@@ -310,3 +313,29 @@ def ganbench_register_datasets(register):
     for name, torchvision_folder, classes, description in BUILTIN:
         register(builtin_spec(name, torchvision_folder, classes, description))
     register(CELEBA)
+    register(CIFAR10)
+    register(FOLDER)
+
+
+CIFAR10 = DatasetSpec(
+    "cifar10",
+    load_cifar10,
+    (3, 32, 32),  # unless --image-size resizes it (from_data)
+    CIFAR10_CLASSES,
+    "CIFAR-10: 50k train / 10k test 32x32 RGB, 10 classes (torchvision's python batches or a PNG folder)",
+    attributes=PIXEL_ATTRIBUTES,
+    measure_attributes=pixel_measures,
+    from_data=True,
+)
+
+
+FOLDER = DatasetSpec(
+    "folder",
+    load_folder,
+    (3, 32, 32),  # placeholders: the folder says its classes and size (from_data)
+    ("image",),
+    "Your own images: --data-dir DIR with one subfolder per class (or none), PNG/JPEG, --image-size N",
+    attributes=PIXEL_ATTRIBUTES,
+    measure_attributes=pixel_measures,
+    from_data=True,
+)

@@ -161,7 +161,8 @@ def train(splits: DatasetSplits, device: torch.device, epochs: int = EPOCHS, see
     net = _new_net(splits.image_shape, splits.num_classes).to(device).to(memory_format=torch.channels_last)
     images, labels = splits.train_images.to(device), splits.train_labels.to(device)
     n = images.shape[0]
-    steps_per_epoch = n // BATCH_SIZE
+    batch = min(BATCH_SIZE, n)  # a small folder of images: at least one step an epoch
+    steps_per_epoch = n // batch
     opt = torch.optim.AdamW(net.parameters(), lr=MAX_LR, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, MAX_LR, total_steps=epochs * steps_per_epoch)
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -169,7 +170,7 @@ def train(splits: DatasetSplits, device: torch.device, epochs: int = EPOCHS, see
     for epoch in range(epochs):
         order = torch.randperm(n, generator=gen, device=device)
         for step in range(steps_per_epoch):
-            idx = order[step * BATCH_SIZE : (step + 1) * BATCH_SIZE]
+            idx = order[step * batch : (step + 1) * batch]
             loss = F.cross_entropy(net(images.index_select(0, idx)), labels.index_select(0, idx), label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganbench.attributes import Attributes
+from ganbench.data.attributes import Attributes
 from ganbench.data import DatasetSplits, to_float
 from ganbench.evaluation.cache import CacheMismatch, digest, safe_load, short_reason
 from ganbench.evaluation.classifier import EVAL_BATCH, FEATURE_DIM, HeldOutClassifier, fingerprint

@@ -20,7 +20,7 @@ from ganbench.probes import ProbeContext, ProbeResult, ReferenceContext
 from ganbench.specs import ProbeSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ganbench.attributes import Attributes
+    from ganbench.data.attributes import Attributes
     from ganbench.data import DatasetSplits
     from ganbench.evaluation.judges import Judges
     from ganbench.specs import VariantSpec

@@ -49,7 +49,7 @@ from ganbench.superres import bicubic
 from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant, VariantContext
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ganbench.attributes import Attributes
+    from ganbench.data.attributes import Attributes
     from ganbench.evaluation.judges import Judges
 
 log = logging.getLogger(__name__)

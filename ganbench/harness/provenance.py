@@ -16,7 +16,7 @@ from ganbench.harness.rundir import RUN_FORMAT
 from ganbench.specs import column_directions
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ganbench.attributes import Attributes
+    from ganbench.data.attributes import Attributes
     from ganbench.data import DatasetSplits
     from ganbench.evaluation.classifier import HeldOutClassifier
     from ganbench.evaluation.judges import Judges

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ganbench import columns as C
-from ganbench.attributes import dataset_attributes
+from ganbench.data.attributes import dataset_attributes
 from ganbench.config import RunConfig, differences, format_seeds
-from ganbench.data import DataRequest, check_splits, hold_out, load_dataset
+from ganbench.data import DataRequest, check_splits, hold_out, load_dataset, resolved_spec
 from ganbench.errors import RunInterrupted, UsageError
 from ganbench.evaluation.classifier import load_or_train
 from ganbench.evaluation.judges import load_or_train_judges
@@ -199,14 +199,16 @@ def run(
     with R.opened(plan.run_dir) as rundir:
         record = R.inspect_out(plan.run_dir)  # again, under the lock: another run may have started it meanwhile
         added = _check_same_run(record, plan) if record is not None else []
-        splits = load_dataset(plan.dataset, DataRequest(config.data_dir, config.download, plan.cache_dir))
-        check_splits(plan.dataset, splits)
+        request = DataRequest(config.data_dir, config.download, plan.cache_dir, config.image_size)
+        splits = load_dataset(plan.dataset, request)
+        dataset = resolved_spec(plan.dataset, splits)
+        check_splits(dataset, splits)
         # --holdout: training images stand in for the test split, which this run never reads
         scored = hold_out(splits, config.holdout) if config.holdout else splits
         check_batch_sizes(plan, scored.train_images.shape[0])  # bad input: refused before config.json is written
         check_image_shapes(plan, splits.image_shape)
         classifier = load_or_train(splits, plan.cache_dir, plan.device)
-        attributes = dataset_attributes(plan.dataset, splits)
+        attributes = dataset_attributes(dataset, splits)
         judges = (
             load_or_train_judges(splits, attributes, classifier, plan.cache_dir, plan.device) if plan.probed else None
         )

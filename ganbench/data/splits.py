@@ -1,11 +1,12 @@
-"""Data held by the harness: dataset splits, and batches drawn on the training device."""
+"""Dataset splits: what a dataset's ``load`` is asked for and returns, held-out splits, and the
+checks every loaded dataset passes."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -24,11 +25,15 @@ class DataRequest:
             it or refuses it (UsageError naming what it lacks), never another copy instead.
         download: whether a download is allowed when no local copy is found.
         cache_dir: where a download may be stored.
+        image_size: ``--image-size``: the side a dataset that resizes (folder, cifar10) makes
+            its square images; None for its default. A dataset of one fixed size is refused
+            another by :func:`load_dataset`.
     """
 
     data_dir: Path | None
     download: bool
     cache_dir: Path
+    image_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ def hold_out(splits: DatasetSplits, n: int) -> DatasetSplits:
 def load_dataset(spec: DatasetSpec, request: DataRequest) -> DatasetSplits:
     """``spec.load(request)``, with a plugin's ValueError, OSError or EOFError as a one-line UsageError."""
     try:
-        return spec.load(request)
+        splits = spec.load(request)
     except UsageError:  # already one line saying what to fix
         raise
     except (ValueError, OSError, EOFError) as exc:  # a damaged or missing file, in the plugin's own words
@@ -119,6 +124,22 @@ def load_dataset(spec: DatasetSpec, request: DataRequest) -> DatasetSplits:
             f"dataset {spec.name} could not be loaded ({describe(exc)}); "
             "pass --data-dir DIR with an intact copy, or fix the dataset's plugin"
         ) from exc
+    size = request.image_size
+    if size is not None and isinstance(splits, DatasetSplits) and splits.image_shape[1:] != (size, size):
+        h, w = splits.image_shape[1:]
+        raise UsageError(
+            f"image_size {size}: dataset {spec.name} holds {h}x{w} images and does not resize them; "
+            "accepted: --image-size with datasets that resize (folder, cifar10), or no --image-size"
+        )
+    return splits
+
+
+def resolved_spec(spec: DatasetSpec, splits: DatasetSplits) -> DatasetSpec:
+    """``spec`` with the image shape and class names its loaded splits hold, when it takes them
+    from the data (``DatasetSpec.from_data``: a folder of the user's images); else ``spec``."""
+    if not spec.from_data:
+        return spec
+    return dataclasses.replace(spec, image_shape=splits.image_shape, class_names=tuple(splits.class_names))
 
 
 def check_splits(spec: DatasetSpec, splits: DatasetSplits) -> None:
@@ -192,79 +213,3 @@ def _check_attributes(spec: DatasetSpec, splits: DatasetSplits, where: str) -> N
 
 def _dims(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape))
-
-
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float32 [-1, 1], the range generators produce (tanh)."""
-    return images.float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float [-1, 1] -> uint8 [0, 255], rounding to nearest (inverse of :func:`to_float`)."""
-    return images.detach().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
-
-
-@dataclass(frozen=True)
-class Batch:
-    """One batch of real training data on the training device.
-
-    Attributes:
-        images: float32 (B, C, H, W) in [-1, 1].
-        labels: int64 (B,).
-    """
-
-    images: torch.Tensor
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-
-class BatchSource:
-    """Draws batches from the whole training split held as one tensor on the device.
-
-    Sampling is without replacement within an epoch: a seeded permutation per epoch, sliced
-    by index on the device, so no host synchronisation and no per-sample DataLoader. A
-    variant calls :meth:`next` once per real batch it consumes (a WGAN critic takes several
-    per generator step); the source counts the images it hands out.
-    """
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int) -> None:
-        if images.dtype != torch.uint8:
-            raise ValueError("BatchSource holds uint8 images and converts each batch")
-        if not 0 < batch_size <= images.shape[0]:
-            raise ValueError(f"batch_size must be in 1..{images.shape[0]}, got {batch_size}")
-        self.images = images
-        self.labels = labels
-        self.batch_size = batch_size
-        self.device = images.device
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed)
-        self.images_seen = 0
-        self._order = torch.empty(0, dtype=torch.int64, device=self.device)
-        self._pos = images.shape[0]  # the first next() starts an epoch
-
-    def next(self) -> Batch:
-        n = self.images.shape[0]
-        if self._pos + self.batch_size > n:  # drop the ragged tail, start a new epoch
-            self._order = torch.randperm(n, generator=self.generator, device=self.device)
-            self._pos = 0
-        idx = self._order[self._pos : self._pos + self.batch_size]
-        self._pos += self.batch_size
-        self.images_seen += self.batch_size
-        return Batch(to_float(self.images.index_select(0, idx)), self.labels.index_select(0, idx))
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue the exact same sequence of batches."""
-        return {
-            "generator": self.generator.get_state(),
-            "order": self._order.cpu(),
-            "pos": self._pos,
-            "images_seen": self.images_seen,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
-        self._order = state["order"].to(self.device)
-        self._pos = int(state["pos"])
-        self.images_seen = int(state["images_seen"])
