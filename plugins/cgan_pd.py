@@ -18,7 +18,8 @@ from ganbench.losses import Hinge
 class CGANPDConfig(SNGANConfig):
     """SNGANConfig's optimiser (Miyato et al. 2018's setting B, at dcgan's cost per step; the
     projection paper's ResNet runs use Adam(2e-4, 0/0.9) with n_dis = 5: ``--set
-    cgan-pd.lr_d=2e-4 ...`` restores them). Search ranges: SNGANConfig's."""
+    cgan-pd.lr_d=2e-4 ...`` restores them). Search ranges: SNGANConfig's (Lucic et al. 2018's wide ranges for the
+    optimiser, n_dis 1..5)."""
 
 
 class CGANPD(AdversarialVariant):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ganbench import VariantSpec, hookimpl
 from ganbench.adversarial import AdversarialVariant, KitConfig
-from ganbench.hparams import AtLeast, LogUniform, hparam
+from ganbench.hparams import AtLeast, Choice, Interval, LogUniform, hparam
 from ganbench.losses import NonSaturating, PenaltySum, R1Penalty, R2Penalty
 
 
@@ -16,12 +16,14 @@ class R1GANConfig(KitConfig):
     configurations (GAN_stability); D without norm layers, as their networks are.
 
     Search ranges: GANConfig's learning rates (Lucic et al. 2018), gamma log-uniform in
-    [0.1, 100) (the paper's Figure 5 sweeps gamma over this span), n_dis 1..5."""
+    [0.1, 100) (the paper's Figure 5 sweeps gamma over this span), beta2 in {0.9, 0.99, 0.999}
+    (Lucic et al.'s two and the paper's), n_dis 1..5."""
 
     lr_g: float = 1e-4
     lr_d: float = 1e-4
     beta1: float = 0.0
-    beta2: float = 0.99
+    # Lucic et al.'s two values and the paper's own 0.99, so the default lies inside its range.
+    beta2: float = hparam(0.99, search=Choice(0.9, 0.99, 0.999), valid=Interval(0, 1, include_high=False))
     d_norm: str = "none"
     r1_weight: float = hparam(10.0, search=LogUniform(1e-1, 1e2), valid=AtLeast(0))
     r2_weight: float = hparam(0.0, valid=AtLeast(0))  # R2 (on fakes), off as in the paper's experiments

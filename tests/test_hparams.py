@@ -275,7 +275,7 @@ def variants():
 
 
 def test_every_builtin_default_is_valid_and_every_range_non_empty(variants):
-    assert set(variants) == {"dcgan", "cgan", "acgan", "wgan", "wgan-gp", "cgan-wgangp", "srgan"}
+    assert set(variants) == {"dcgan", "cgan", "acgan", "wgan", "wgan-gp", "cgan-wgangp", "srgan", "sngan", "cgan-pd", "r1gan"}
     for name, spec in variants.items():
         config = spec.config()
         check_values(config)
@@ -294,7 +294,9 @@ def test_builtins_follow_the_protocol_of_lucic_et_al(variants):
         space = spec.search_space
         assert space["lr_g"] == space["lr_d"] == lr, name
         if name != "wgan":  # RMSprop: no betas to search
-            assert space["beta1"] == beta1 and space["beta2"] == Choice(0.9, 0.999), name
+            # r1gan adds its paper's beta2 = 0.99, its default, to Lucic et al.'s two values
+            beta2 = Choice(0.9, 0.99, 0.999) if name == "r1gan" else Choice(0.9, 0.999)
+            assert space["beta1"] == beta1 and space["beta2"] == beta2, name
     for name in ("wgan", "wgan-gp", "cgan-wgangp"):
         assert variants[name].search_space["critic_steps"] == steps
     assert variants["wgan-gp"].search_space["gp_weight"] == gp == variants["cgan-wgangp"].search_space["gp_weight"]

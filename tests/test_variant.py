@@ -46,5 +46,5 @@ def test_frozen_modules_keep_their_mode_unless_asked():
 
 def test_the_spec_is_the_one_source_of_truth_for_conditioning(fashion):
     assert build_variant("cgan", fashion).conditional and not build_variant("dcgan", fashion).conditional
-    with pytest.raises(ValueError, match="its spec says conditional=True, but its latent conditioning"):
+    with pytest.raises(ValueError, match=r"its spec says conditional=True, but its generator \(LatentConditioning conditioning\) ignores labels"):
         build_variant(VariantSpec("x", DCGAN, GANConfig, conditional=True), fashion)

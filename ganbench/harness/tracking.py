@@ -61,11 +61,13 @@ def require(track: Sequence[str], local_store: bool = True) -> None:
             raise UsageError(f"--track {name} needs {name} installed: {INSTALL[name]}") from None
         if name == "mlflow" and local_store:
             try:
+                import sqlalchemy  # noqa: F401  (first: alembic imports it, and would name a submodule)
                 import alembic  # noqa: F401
-                import sqlalchemy  # noqa: F401
             except ImportError as exc:
+                # The distribution to install, not the submodule whose import failed (sqlalchemy.sql).
+                missing = (exc.name or "sqlalchemy").partition(".")[0]
                 raise UsageError(
-                    f"--track mlflow's local store needs {exc.name} installed: {INSTALL[name]} (or give --track-uri)"
+                    f"--track mlflow's local store needs {missing} installed: {INSTALL[name]} (or give --track-uri)"
                 ) from None
 
 
