@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -62,6 +63,7 @@ def test_run_end_to_end(tmp_path, cache_dir, ganbench):
     out = ganbench(
         "run", "--config", config, "--variants", "cgan,acgan", "--budget", "15steps", "--evals", "1",
         "--seeds", "0", "--device", "cpu", "--out", out_dir, "--set", "acgan.aux_weight=0.5", "--no-download",
+        *SMALL_PROBE_SETS,  # every probe, small: their defaults train CAS classifiers for a minute
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "variant" in out.stdout and "fid_domain" in out.stdout and f"results: {out_dir}" in out.stdout
@@ -119,6 +121,26 @@ def test_help_and_version(ganbench):
     assert out.returncode == 0 and "0.1.0" in out.stdout
 
 
+REFUSED_IMPORTS = """
+import sys
+from ganbench.cli import main
+code = main(["run", "--variants", "dcgan", "--set", "dcgan.lr_g=-1", "--device", "cpu", "--no-download"])
+print(code, sorted(m for m in ("torch_fidelity", "torchvision") if m in sys.modules))
+"""
+
+
+def test_a_refused_run_never_imports_torch_fidelity(tmp_path):
+    """torch-fidelity imports torchvision's models and torch._dynamo (1.3 s of every refused
+    command line, doubled on a loaded machine): it waits until a job needs the Inception weights."""
+    out = subprocess.run([sys.executable, "-c", REFUSED_IMPORTS], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.split("\n")[0] == "2 []", out.stdout + out.stderr
+
+
+# Every probe at a test's size (conftest's SMALL_PROBES, as the command line gives them).
+SMALL_PROBE_SETS = [
+    "--set", "steering.latents=4", "--set", "path-length.samples=50", "--set", "label-swap.latents=5",
+    "--set", "cas.samples=200", "--set", "cas.epochs=1", "--set", "memorisation.samples=100",
+]  # fmt: skip
 SMALL = ["--budget", "2steps", "--evals", "1", "--eval-samples", "100", "--device", "cpu", "--no-download"]
 
 
@@ -172,8 +194,8 @@ def test_a_run_where_a_variant_failed_exits_1_and_says_which(tmp_path, small_run
 @pytest.mark.slow
 def test_two_runs_on_the_same_out_at_once_one_runs_and_the_other_is_refused(tmp_path, cache_dir, ganbench_command):
     args = [*ganbench_command, "run", "--variants", "cgan", "--budget", "30steps", "--evals", "1",
-            "--eval-samples", "100", "--device", "cpu", "--no-download", "--cache-dir", str(cache_dir),
-            "--out", str(tmp_path / "run")]  # fmt: skip
+            "--eval-samples", "100", "--metrics", "class-consistency", "--no-probes", "--device", "cpu",
+            "--no-download", "--cache-dir", str(cache_dir), "--out", str(tmp_path / "run")]  # fmt: skip
     runs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [(r.pid, *r.communicate(timeout=600), r.returncode) for r in runs]
     codes = sorted(code for *_, code in results)

@@ -43,5 +43,8 @@ def test_variant_numbers_are_unchanged(name, fashion, one_thread):
         for key in want:
             assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-7), (name, key)
     params = [p.detach().double() for net in variant.networks().values() for p in net.parameters()]
-    assert sum(p.sum().item() for p in params) == pytest.approx(param_sum, rel=1e-9)
-    assert sum(p.abs().sum().item() for p in params) == pytest.approx(abs_sum, rel=1e-9)
+    # rel 1e-7, not bit equality: another CPU's float32 kernels round the gradients differently
+    # (issue 10). A real change (another init, an extra RNG draw, a new layer) moves these sums
+    # by far more: seed 1 instead of 0 moves dcgan's by 1.9e-3 and 3.2e-4 relative.
+    assert sum(p.sum().item() for p in params) == pytest.approx(param_sum, rel=1e-7)
+    assert sum(p.abs().sum().item() for p in params) == pytest.approx(abs_sum, rel=1e-7)

@@ -31,7 +31,6 @@ from ganbench.errors import UsageError, describe
 from ganbench.evaluation import EvalResult, Evaluation, applicable, generate_samples, run_metrics, upscale_samples
 from ganbench.evaluation.classifier import HeldOutClassifier, WatchedFeatures
 from ganbench.evaluation.dinov2 import Dinov2Weights
-from ganbench.evaluation.fidelity import InceptionWeights, resolve_inception_weights
 from ganbench.evaluation.metrics import no_dinov2_weights
 from ganbench.evaluation.probing import PROBE_SEED_OFFSET, ProbeOutcome, probe_context, run_probes, run_references
 from ganbench.evaluation.sampling import EVAL_SEED_OFFSET
@@ -50,6 +49,7 @@ from ganbench.variant import GenerativeVariant, SuperResolutionVariant, Variant,
 
 if TYPE_CHECKING:  # pragma: no cover
     from ganbench.data.attributes import Attributes
+    from ganbench.evaluation.fidelity import InceptionWeights
     from ganbench.evaluation.judges import Judges
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,10 @@ class JobEnv:
     def inception_weights(self) -> InceptionWeights:
         """Resolved once per process: a failed download is not retried for every job."""
         if self._inception is None:
+            # Imported here: torch-fidelity imports torchvision's models (1.3 s), which a refused
+            # command line, `list` or `report` never needs.
+            from ganbench.evaluation.fidelity import resolve_inception_weights
+
             self._inception = resolve_inception_weights(self.plan.config.inception_weights, self.plan.config.download)
             if self._inception.path is None:
                 log.warning("fid_inception will be NaN: %s", self._inception.reason)

@@ -5,6 +5,7 @@ already cached (the first build is timed once, in extra_info). docs/performance.
     python -m pytest tests/benchmarks/test_bench_probes.py --benchmark-enable -s
 """
 
+import dataclasses
 import time
 
 import pytest
@@ -47,19 +48,27 @@ def timed(benchmark, compute, probe):
     return result
 
 
+def sized(benchmark, config_class, **small):
+    """The probe's defaults when benchmarking; under --benchmark-disable (the test suite, which
+    runs each benchmark once as a test) a small config through the same code."""
+    return config_class() if not benchmark.disabled else config_class(**small)
+
+
 @pytest.mark.slow
 def test_cas_default(benchmark, fashion, registry, judge):
-    result = timed(benchmark, P.compute_cas, context(fashion, registry, judge, P.CASConfig(), None))
+    config = sized(benchmark, P.CASConfig, samples=500, epochs=1)
+    result = timed(benchmark, P.compute_cas, context(fashion, registry, judge, config, None))
     assert 0 <= result.values[C.CAS] <= 1
 
 
 @pytest.mark.slow
 def test_memorisation_default_cached(benchmark, fashion, registry, judge, tmp_path):
     start = time.perf_counter()
-    P.compute_memorisation(context(fashion, registry, judge, P.MemorisationConfig(pairs=0), tmp_path))
+    config = sized(benchmark, P.MemorisationConfig, samples=500)
+    P.compute_memorisation(context(fashion, registry, judge, dataclasses.replace(config, pairs=0), tmp_path))
     benchmark.extra_info["first_seconds"] = first = time.perf_counter() - start
     print(f"\nmemorisation, building the cache: {first:.1f} s")
     result = timed(
-        benchmark, P.compute_memorisation, context(fashion, registry, judge, P.MemorisationConfig(), tmp_path)
+        benchmark, P.compute_memorisation, context(fashion, registry, judge, config, tmp_path)
     )
     assert 0 <= result.values[C.MEMORISED_SHARE_PIXEL] <= 1

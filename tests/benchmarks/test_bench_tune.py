@@ -46,8 +46,11 @@ def test_tune_overhead(benchmark, run_kwargs, tmp_path, monkeypatch):
         seconds.clear()
         kwargs = {k: v for k, v in run_kwargs.items() if k not in ("seeds", "out", "evals", "budget")}
         start = time.perf_counter()
+        # Under --benchmark-disable (the test suite) a smaller tune checks the same accounting; the
+        # numbers docs/performance.md quotes are of the full size, measured with --benchmark-enable.
+        steps = STEPS if not benchmark.disabled else 5
         ganbench.tune(
-            **kwargs, variants="dcgan,cgan", trials=4, final_seeds="0,1", budget=f"{STEPS}steps", holdout=1000,
+            **kwargs, variants="dcgan,cgan", trials=4, final_seeds="0,1", budget=f"{steps}steps", holdout=1000,
             out=tmp_path / f"tune{len(rounds)}",
         )  # fmt: skip
         rounds.append({**seconds, "total": time.perf_counter() - start})

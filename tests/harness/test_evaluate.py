@@ -16,7 +16,8 @@ from ganbench.harness.sample import SampleConfig, write_samples
 from ganbench.report.render import build_comparison, build_report
 from ganbench.variant import VariantContext
 
-pytestmark = pytest.mark.slow
+# On one xdist worker: the module fixture (one whole run) is built once, not once per worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("evaluate")]
 
 PROBES = {
     "steering": {"latents": 4}, "path-length": {"samples": 50}, "label-swap": {"latents": 5},

@@ -14,7 +14,8 @@ import torch
 from ganbench import columns as C
 from ganbench.harness.rundir import TMP_MARKER
 
-pytestmark = pytest.mark.slow
+# On one xdist worker: the module fixture (one whole run) is built once, not once per worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("resume")]
 
 
 @pytest.fixture(scope="module")

@@ -215,6 +215,7 @@ def test_two_identical_tunes_write_identical_tables(uninterrupted, tune_args, tm
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tune-resume")  # one worker builds the uninterrupted tune once
 @pytest.mark.parametrize(
     "moment", ["batch:6", "replace:trials.csv:2", "batch:19"], ids=["phase 1", "trials table", "phase 2"]
 )
