@@ -20,7 +20,8 @@ demo: $(STAMP)
 
 # The tests never download: find Fashion-MNIST first (or download it here, once). One pytest-xdist
 # worker per core (TEST_WORKERS=0: none); tests/conftest.py gives each worker its share of threads.
+# --durations: the 25 slowest, so a CI log shows where the 20-minute budget goes.
 TEST_WORKERS ?= auto
 test: $(STAMP)
 	$(BIN)/ganbench data --dataset fashion-mnist
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
