@@ -45,6 +45,33 @@ def pytest_configure(config):
         threads = max(1, (os.cpu_count() or 1) // int(workers))
         torch.set_num_threads(threads)
         os.environ["OMP_NUM_THREADS"] = str(threads)
+    elif getattr(config.option, "numprocesses", None) and not config.option.collectonly:
+        _warm_caches(config)
+
+
+def _test_cache_dir(config) -> Path:
+    env = os.environ.get("GANBENCH_TEST_CACHE")
+    return Path(env) if env else Path(config.cache.mkdir("ganbench"))
+
+
+def _warm_caches(config) -> None:
+    """The xdist controller, before any worker starts, trains the held-out classifier and the
+    judges (what nearly every test needs) into the test cache, on every core. Left to the
+    workers, one trains them on its one thread while the other waits on the cache's lock: on a
+    clean 2-core checkout that idled a core for about three minutes. A cached copy is loaded, not
+    trained again; without the data the fixtures say what is missing, so this stays quiet."""
+    from ganbench.data.attributes import dataset_attributes
+    from ganbench.evaluation.judges import load_or_train_judges
+
+    cache_dir = _test_cache_dir(config)
+    registry = load_registry()
+    try:
+        fashion = registry.dataset("fashion-mnist").load(DataRequest(None, download=False, cache_dir=cache_dir))
+    except UsageError:
+        return
+    cpu = torch.device("cpu")
+    classifier = load_or_train(fashion, cache_dir, cpu)
+    load_or_train_judges(fashion, dataset_attributes(registry.dataset("fashion-mnist"), fashion), classifier, cache_dir, cpu)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -57,8 +84,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def cache_dir(request) -> Path:
-    env = os.environ.get("GANBENCH_TEST_CACHE")
-    return Path(env) if env else Path(request.config.cache.mkdir("ganbench"))
+    return _test_cache_dir(request.config)
 
 
 @pytest.fixture(scope="session")
