@@ -189,3 +189,23 @@ def test_a_probe_that_changes_the_variant_is_caught(fashion, cache_dir):
     )
     with pytest.raises(AssertionError, match="changed the variant's generator"):
         check_probe(meddler, context)
+
+
+def test_xdist_groups_reach_the_scheduler(tmp_path):
+    """`--dist loadgroup` keeps an xdist_group on one worker only when pytest-xdist can tag the
+    node ids (pytest 9.2 broke that silently): the Ray tests and the module-fixture groups rely on it."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_grouped.py").write_text(
+        "import pytest\n\n@pytest.mark.xdist_group('g')\n@pytest.mark.parametrize('i', range(4))\ndef test_x(i):\n    pass\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider",
+         "-o", "addopts=", str(tmp_path / "test_grouped.py")],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    passed = [line for line in out.stdout.splitlines() if "PASSED" in line]
+    assert len(passed) == 4, out.stdout + out.stderr
+    assert len({line.split()[0] for line in passed}) == 1, out.stdout  # one worker ran them all
+    assert all(line.rstrip().endswith("@g") for line in passed), out.stdout

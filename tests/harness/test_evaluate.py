@@ -16,7 +16,9 @@ from ganbench.harness.sample import SampleConfig, write_samples
 from ganbench.report.render import build_comparison, build_report
 from ganbench.variant import VariantContext
 
-# On one xdist worker: the module fixture (one whole run) is built once, not once per worker.
+# On one xdist worker, with session-scoped fixtures: the trained run is built once, not once per
+# worker, nor again after the worker ran another module's test between this module's (which tears
+# module fixtures down).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("evaluate")]
 
 PROBES = {
@@ -26,7 +28,7 @@ PROBES = {
 EVAL_SAMPLES = 1000
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("trained") / "run"
     ganbench.run(
@@ -36,7 +38,7 @@ def trained(tmp_path_factory, cache_dir):
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def checkpoint(trained):
     return trained / "checkpoints" / "cgan-seed0.pt"
 
@@ -61,7 +63,7 @@ def assert_same_values(ours, theirs, columns):
         assert (a == b) or (pd.isna(a) and pd.isna(b)), f"{c}: {a} != {b}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def evaluated(trained, checkpoint, tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("evaluated") / "run"
     ganbench.evaluate(checkpoint=checkpoint, out=out, cache_dir=cache_dir, download=False, device="cpu")
