@@ -9,6 +9,7 @@ import time
 
 import pandas as pd
 import pytest
+from conftest import SMALL_PROBES
 
 
 @pytest.fixture
@@ -136,10 +137,10 @@ def test_a_refused_run_never_imports_torch_fidelity(tmp_path):
     assert out.stdout.split("\n")[0] == "2 []", out.stdout + out.stderr
 
 
-# Every probe at a test's size (conftest's SMALL_PROBES, as the command line gives them).
+# Every probe at a test's size: conftest's SMALL_PROBES, as the command line gives them.
 SMALL_PROBE_SETS = [
-    "--set", "steering.latents=4", "--set", "path-length.samples=50", "--set", "label-swap.latents=5",
-    "--set", "cas.samples=200", "--set", "cas.epochs=1", "--set", "memorisation.samples=100",
+    arg for probe, options in SMALL_PROBES.items() for key, value in options.items()
+    for arg in ("--set", f"{probe}.{key}={value}")
 ]  # fmt: skip
 SMALL = ["--budget", "2steps", "--evals", "1", "--eval-samples", "100", "--device", "cpu", "--no-download"]
 
